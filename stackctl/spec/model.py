@@ -49,6 +49,7 @@ class Member:
     environment: dict[str, str] = attrs.field(factory=dict)
     volumes: tuple[str, ...] = ()
     restart: Restart = "no"
+    init: bool = False
     depends_on: tuple[str, ...] = ()
 
 

@@ -1,0 +1,358 @@
+"""Command line: arguments, prompts, exit codes. The only module that prints or exits.
+
+Exit codes: 0 success (or no changes), 1 error, 2 changes present (``plan
+--detailed-exitcode``). Heavy imports (docker, cattrs, networkx) happen inside the
+commands, so ``stackctl --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from stackctl import __version__
+
+if TYPE_CHECKING:
+    from stackctl.apply import Event
+    from stackctl.engine import Engine
+    from stackctl.plan.model import Plan
+    from stackctl.spec import LoadedSpec
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+class _Out:
+    """Where output goes, and whether it may be coloured."""
+
+    def __init__(self) -> None:
+        self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def say(self, text: str = "", end: str = "\n") -> None:
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+
+    def error(self, text: str) -> None:
+        colour = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+        head = "\x1b[31;1mError:\x1b[0m" if colour else "Error:"
+        lines = text.splitlines() or [""]
+        sys.stderr.write(f"{head} {lines[0]}\n" + "".join(f"  {l}\n" for l in lines[1:]))
+        sys.stderr.flush()
+
+
+# --------------------------------------------------------------------- helpers
+def _load(path: str) -> "LoadedSpec":
+    from stackctl.spec import load
+
+    return load(path)
+
+
+def _observe_inputs(loaded: "LoadedSpec") -> tuple[dict[str, list[str]], dict[str, str]]:
+    from stackctl.resources import Role, desired
+
+    keys: dict[str, list[str]] = {}
+    images: dict[str, str] = {}
+    for r in desired(loaded.stack):
+        if r.role is Role.HELPER:
+            keys[r.group] = sorted(r.config["sysctls"])
+            images[r.group] = r.extra["image"]
+    return keys, images
+
+
+def _make_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
+               destroy: bool = False) -> "Plan":
+    from stackctl.plan import make_plan
+    from stackctl.resources import desired
+
+    keys, images = _observe_inputs(loaded)
+    observed = engine.observe(loaded.stack.name, keys, refresh=getattr(args, "refresh", True),
+                              helper_images=images)
+    return make_plan(desired(loaded.stack), observed, destroy=destroy,
+                     replace=getattr(args, "replace", None) or (),
+                     targets=getattr(args, "target", None) or ())
+
+
+def _engine() -> "Engine":
+    from stackctl.engine import connect
+
+    return connect()
+
+
+def _confirm(out: _Out, question: str, auto_approve: bool) -> bool:
+    from stackctl.errors import StackctlError
+
+    if auto_approve:
+        return True
+    if not sys.stdin.isatty():
+        raise StackctlError("no terminal to ask for confirmation on: re-run with "
+                            "--auto-approve to apply without asking")
+    out.say(f"{question}\n  Only 'yes' will be accepted to approve.\n")
+    try:
+        answer = input("  Enter a value: ")
+    except EOFError:
+        answer = ""
+    out.say()
+    return answer.strip() == "yes"
+
+
+_PROGRESS = {
+    "create": ("Creating...", "Creation complete"),
+    "destroy": ("Destroying...", "Destruction complete"),
+    "update": ("Modifying...", "Modifications complete"),
+    "restart": ("Restarting...", "Restart complete"),
+}
+
+
+def _printer(out: _Out) -> Callable[["Event"], None]:
+    lock = threading.Lock()
+
+    def on_event(e: "Event") -> None:
+        start, done = _PROGRESS[e.step]
+        with lock:
+            if e.phase == "start":
+                out.say(f"{e.address}: {start}")
+            elif e.phase == "done":
+                extra = f" [{e.detail}]" if e.detail else ""
+                out.say(f"{e.address}: {done} after {e.seconds:.1f}s{extra}")
+            elif e.phase == "failed":
+                out.say(f"{e.address}: failed after {e.seconds:.1f}s")
+            elif e.phase == "skipped":
+                out.say(f"{e.address}: not attempted ({e.detail})")
+
+    return on_event
+
+
+def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str) -> int:
+    from stackctl.apply import Applier
+    from stackctl.errors import StackctlError
+    from stackctl.plan.model import Action
+
+    needed = {c.resource.config["image"] for c in plan.actionable
+              if c.resource and c.action in (Action.CREATE, Action.REPLACE) and "image" in c.resource.config}
+    needed |= {c.resource.extra["image"] for c in plan.actionable
+               if c.resource and "image" in c.resource.extra}
+    missing = engine.missing_images(needed)
+    if missing:
+        raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
+            f"{image}: {cause}" for image, cause in sorted(missing.items())))
+
+    stop = threading.Event()
+
+    def interrupted(signum: int, _: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        out.error(f"{signal.Signals(signum).name}: finishing the steps under way, starting no "
+                  "new ones (send again to abort at once)")
+
+    previous = {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        Applier(engine, plan, parallelism, _printer(out), stop).run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    s = plan.summary
+    out.say()
+    if verb == "destroy":
+        out.say(f"Destroy complete! Resources: {s.destroy} destroyed.")
+    else:
+        out.say(f"Apply complete! Resources: {s.add} added, {s.change} changed, {s.destroy} destroyed.")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------- commands
+def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
+    loaded = _load(args.path)
+    stack = loaded.stack
+    members = sum(len(g.members) for g in stack.groups.values())
+    out.say(f"Success! The spec is valid: stack {stack.name!r}, {len(stack.groups)} "
+            f"group(s), {members} member(s), from {len(loaded.files)} file(s).")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.plan import file as planfile
+    from stackctl.render.human import render_plan
+    from stackctl.render.json_plan import render_json
+
+    loaded = _load(args.path)
+    engine = _engine()
+    plan = _make_plan(args, loaded, engine, destroy=args.destroy)
+    if args.json:
+        out.say(render_json(plan), end="")
+    else:
+        out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
+    if args.out:
+        keys, images = _observe_inputs(loaded)
+        with open(args.out, "w") as fh:
+            fh.write(planfile.dumps(plan, keys, images))
+        if not args.json:
+            out.say(f"\nSaved the plan to {args.out}. To perform exactly these actions, run:\n"
+                    f"    stackctl apply {args.out}")
+    if args.detailed_exitcode and not plan.summary.empty:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.errors import StackctlError, StalePlanError
+    from stackctl.plan import file as planfile
+    from stackctl.render.human import render_plan
+
+    if planfile.is_plan_file(args.path):
+        if args.target or args.replace:
+            raise StackctlError("--target and --replace belong to `stackctl plan`; a saved "
+                                "plan is applied exactly as it was made")
+        plan, keys, images = planfile.load(args.path)
+        engine = _engine()
+        observed = engine.observe(plan.stack, keys, refresh=True, helper_images=images)
+        if observed.fingerprint() != plan.fingerprint:
+            raise StalePlanError(f"{args.path}: the saved plan is stale: stack {plan.stack!r} "
+                                 "changed on the engine after the plan was made; nothing was "
+                                 "applied (make a new plan)")
+        if plan.summary.empty:
+            out.say("No changes. The saved plan has nothing to do.")
+            return EXIT_OK
+        return _execute(out, engine, plan, args.parallelism, "destroy" if plan.destroy else "apply")
+
+    loaded = _load(args.path)
+    engine = _engine()
+    plan = _make_plan(args, loaded, engine)
+    out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
+    if plan.summary.empty:
+        return EXIT_OK
+    out.say()
+    if not _confirm(out, "Do you want to perform these actions?", args.auto_approve):
+        out.say("Apply cancelled.")
+        return EXIT_ERROR
+    return _execute(out, engine, plan, args.parallelism, "apply")
+
+
+def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.render.human import render_plan
+
+    loaded = _load(args.path)
+    engine = _engine()
+    args.refresh = False  # live sysctls do not matter to a destroy
+    plan = _make_plan(args, loaded, engine, destroy=True)
+    out.say(render_plan(plan, out.colour), end="")
+    if plan.summary.empty:
+        return EXIT_OK
+    out.say()
+    if not _confirm(out, f"Do you really want to destroy every container of stack "
+                         f"{plan.stack!r}?", args.auto_approve):
+        out.say("Destroy cancelled.")
+        return EXIT_ERROR
+    return _execute(out, engine, plan, args.parallelism, "destroy")
+
+
+def cmd_graph(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.render.dot import render_dot
+
+    loaded = _load(args.path)
+    plan = _make_plan(args, loaded, _engine(), destroy=args.destroy)
+    out.say(render_dot(plan), end="")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="stackctl",
+        description="Declarative namespace groups for Docker hosts: plan, apply, destroy.",
+    )
+    p.add_argument("--version", action="version", version=f"stackctl {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def path_arg(sp: argparse.ArgumentParser, what: str = "spec file or directory") -> None:
+        sp.add_argument("path", nargs="?", default=".", metavar="PATH",
+                        help=f"{what} (default: the current directory)")
+
+    def plan_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--target", action="append", metavar="ADDR",
+                        help="limit to ADDR and what it depends on (repeatable)")
+        sp.add_argument("--replace", action="append", metavar="ADDR",
+                        help="force replacement of ADDR (repeatable)")
+        sp.add_argument("--refresh", type=_bool, default=True, metavar="BOOL",
+                        help="read live sysctls from each namespace (default: true)")
+
+    sp = sub.add_parser("validate", help="check a spec offline; no engine needed")
+    path_arg(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("plan", help="show what apply would change, and why")
+    path_arg(sp)
+    sp.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+    sp.add_argument("--out", metavar="FILE", help="save the plan for `stackctl apply FILE`")
+    sp.add_argument("--detailed-exitcode", action="store_true",
+                    help="exit 2 when there are changes, 0 when there are none")
+    sp.add_argument("--destroy", action="store_true", help="plan the destruction of the stack")
+    plan_opts(sp)
+    sp.set_defaults(func=cmd_plan)
+
+    sp = sub.add_parser("apply", help="converge the engine to the spec (or apply a saved plan)")
+    path_arg(sp, "spec file or directory, or a plan saved with `plan --out`")
+    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    sp.add_argument("--parallelism", type=_positive, default=10, metavar="N",
+                    help="at most N operations at once (default: 10)")
+    plan_opts(sp)
+    sp.set_defaults(func=cmd_apply)
+
+    sp = sub.add_parser("destroy", help="remove every container of the stack")
+    path_arg(sp)
+    sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    sp.add_argument("--parallelism", type=_positive, default=10, metavar="N",
+                    help="at most N operations at once (default: 10)")
+    sp.add_argument("--target", action="append", metavar="ADDR", help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_destroy)
+
+    sp = sub.add_parser("graph", help="print the plan's dependency graph as DOT")
+    path_arg(sp)
+    sp.add_argument("--destroy", action="store_true", help="graph a destroy plan")
+    plan_opts(sp)
+    sp.set_defaults(func=cmd_graph)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = _Out()
+    from stackctl.errors import StackctlError
+
+    try:
+        return int(args.func(args, out))
+    except StackctlError as exc:
+        out.error(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

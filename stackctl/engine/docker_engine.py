@@ -1,0 +1,381 @@
+"""Docker engine adapter: read facts (:meth:`Engine.observe`) and perform actions.
+
+Every method either returns plain data from :mod:`stackctl.observed` or raises
+:class:`~stackctl.errors.EngineError` naming the container and the cause. The adapter
+refuses to touch a container that does not carry this stack's label, whatever the caller
+asks: ownership is decided here, at the last moment, from the engine's own answer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Optional
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from stackctl.errors import EngineError, EngineUnavailable
+from stackctl.observed import Observed, ObservedContainer
+from stackctl.resources import (
+    LABEL_CONFIG,
+    LABEL_GROUP,
+    LABEL_HASH,
+    LABEL_MEMBER,
+    LABEL_ROLE,
+    LABEL_STACK,
+    Resource,
+    Role,
+)
+from stackctl.spec.sysctls import Namespace, classify, normalize_value
+
+# Runs inside the helper: write every KEY=VALUE argument, then print KEY=VALUE as the
+# kernel now reports it. Values arrive as arguments, never as shell text.
+WRITE_SCRIPT = (
+    'set -e; for kv in "$@"; do sysctl -w "$kv" >/dev/null; done; '
+    'for kv in "$@"; do k="${kv%%=*}"; printf "%s=%s\\n" "$k" "$(sysctl -n "$k")"; done'
+)
+READ_SCRIPT = 'for k in "$@"; do printf "%s=%s\\n" "$k" "$(sysctl -n "$k")"; done'
+
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def connect(timeout: int = 60) -> "Engine":
+    """Connect to the engine docker-py's ``from_env()`` finds (DOCKER_HOST and friends)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.api.ping()
+    except docker.errors.DockerException as exc:
+        cause = str(exc)
+        if "Permission denied" in cause or "PermissionError" in cause:
+            raise EngineUnavailable(
+                f"permission denied on the Docker socket ({host}): run as root or as a "
+                "member of the docker group") from None
+        raise EngineUnavailable(
+            f"cannot reach the Docker engine at {host}: {_short(cause)} (start dockerd, "
+            "or point DOCKER_HOST at a running engine)") from None
+    except requests.exceptions.RequestException as exc:
+        raise EngineUnavailable(f"cannot reach the Docker engine at {host}: {_short(str(exc))}") from None
+    return Engine(client, local=host.startswith("unix://"))
+
+
+def _short(text: str) -> str:
+    """The last, most specific part of a docker-py/requests error chain."""
+    text = str(text).strip()
+    for marker in ("Error while fetching server API version: ", "APIError: "):
+        text = text.split(marker)[-1]
+    return text.strip("()'\" ")
+
+
+def _nanos(stamp: str) -> int:
+    """Docker's RFC 3339 timestamps (nanosecond fractions) -> integer nanoseconds."""
+    if not stamp or stamp.startswith("0001-01-01"):
+        return 0
+    main, _, rest = stamp.partition(".")
+    frac = "".join(ch for ch in rest if ch.isdigit())
+    tz = rest[len(frac):] if rest else stamp[19:]
+    if main.endswith("Z"):
+        main, tz = main[:-1], "Z"
+    base = datetime.fromisoformat(main + ("+00:00" if tz in ("Z", "") else tz))
+    seconds = int(base.replace(tzinfo=base.tzinfo or timezone.utc).timestamp())
+    return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        return _short(exc.explanation or str(exc))
+    return _short(str(exc))
+
+
+class Engine:
+    """A connected engine. Thread-safe: the applier calls it from worker threads."""
+
+    def __init__(self, client: docker.DockerClient, local: bool) -> None:
+        self.client = client
+        self.api = client.api
+        self.local = local
+        self.nsenter = shutil.which("nsenter") if local and os.geteuid() == 0 else None
+        self.calls = 0  # API calls made, for tests and benchmarks
+
+    # ----------------------------------------------------------------- facts
+    def observe(self, stack: str, sysctl_keys: Mapping[str, Iterable[str]], refresh: bool = True,
+                helper_images: Optional[Mapping[str, str]] = None) -> Observed:
+        """Every container of ``stack`` and, with ``refresh``, the live sysctls per group."""
+        try:
+            self.calls += 1
+            listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                details = list(pool.map(self._inspect_quiet, [c["Id"] for c in listed]))
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
+        found = [self._to_observed(d) for d in details if d is not None]
+        found = [c for c in found if c is not None]
+        pids = {c.id: p for c, p in found}
+        containers = tuple(c for c, _ in found)
+        live: dict[str, dict[str, str]] = {}
+        if refresh:
+            owners = {c.group: c for c in containers if c.role is Role.OWNER and c.running}
+            jobs = [(g, owners[g], sorted(keys)) for g, keys in sysctl_keys.items() if keys and g in owners]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                results = pool.map(
+                    lambda job: self.read_sysctls(job[1].name, pids.get(job[1].id), job[2],
+                                                  (helper_images or {}).get(job[0], "")), jobs)
+                live = {job[0]: values for job, values in zip(jobs, results)}
+        return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
+
+    def _inspect_quiet(self, cid: str) -> Optional[dict[str, Any]]:
+        try:
+            self.calls += 1
+            return self.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return None  # removed between list and inspect
+
+    def _to_observed(self, d: dict[str, Any]) -> Optional[tuple[ObservedContainer, int]]:
+        labels = d["Config"].get("Labels") or {}
+        try:
+            role: Optional[Role] = Role(labels.get(LABEL_ROLE, ""))
+        except ValueError:
+            role = None
+        state = d.get("State") or {}
+        net_mode = (d.get("HostConfig") or {}).get("NetworkMode") or ""
+        joined = net_mode.split(":", 1)[1] if net_mode.startswith("container:") else None
+        config = None
+        try:
+            import json
+            config = json.loads(labels[LABEL_CONFIG]) if LABEL_CONFIG in labels else None
+        except ValueError:
+            config = None
+        pid = int(state.get("Pid") or 0)
+        netns = None
+        if self.local and pid and state.get("Running"):
+            try:
+                netns = os.readlink(f"/proc/{pid}/ns/net")
+            except OSError:
+                netns = None
+        c = ObservedContainer(
+            id=d["Id"], name=d["Name"].lstrip("/"), role=role,
+            group=labels.get(LABEL_GROUP, ""), member=labels.get(LABEL_MEMBER) or None,
+            config_hash=labels.get(LABEL_HASH, ""), config=config,
+            status=state.get("Status", "unknown"), exit_code=int(state.get("ExitCode") or 0),
+            started_at=_nanos(state.get("StartedAt", "")),
+            network_container=joined, netns=netns,
+        )
+        return c, pid
+
+    def read_sysctls(self, owner: str, pid: Optional[int], keys: list[str], helper_image: str) -> dict[str, str]:
+        """Live values in the owner's namespaces: nsenter when local, else a helper run."""
+        if self.nsenter and pid and os.path.exists(f"/proc/{pid}"):
+            paths = ["/proc/sys/" + k.replace(".", "/") for k in keys]
+            proc = subprocess.run([self.nsenter, "--target", str(pid), "--net", "--ipc", "--",
+                                   "grep", "-H", "-s", "", *paths],
+                                  capture_output=True, text=True, check=False)
+            by_path = {}
+            for line in proc.stdout.splitlines():
+                path, _, value = line.partition(":")
+                by_path[path] = normalize_value(value)
+            return {k: by_path[p] for k, p in zip(keys, paths) if p in by_path}
+        if not helper_image:
+            return {}
+        out = self._run_helper(f"{owner}-sysctl-read", owner, helper_image, READ_SCRIPT, keys,
+                               labels={}, write=False)
+        return out
+
+    # --------------------------------------------------------------- actions
+    def missing_images(self, images: Iterable[str]) -> dict[str, str]:
+        """Images that are neither on the engine nor pullable, with the cause for each."""
+        def check(image: str) -> Optional[tuple[str, str]]:
+            try:
+                self.api.inspect_image(image)
+                return None
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                return image, _explain(exc)
+            try:
+                repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+                self.api.pull(repo, tag=tag)
+                return None
+            except docker.errors.APIError as exc:
+                return image, f"not on the engine, and pulling failed: {_explain(exc)}"
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = pool.map(check, sorted(set(images)))
+        return dict(r for r in results if r)
+
+    def create_owner(self, stack: str, r: Resource) -> str:
+        """Create and start the owner; on a failed start, remove what was created."""
+        ports: dict[str, list[Any]] = {}
+        for text in r.config["ports"]:
+            from stackctl.spec.ports import parse_port
+            p = parse_port(text)
+            ports.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+                (p.host_ip, p.host_port) if p.host_ip else p.host_port)
+        host_config = self.api.create_host_config(
+            port_bindings=ports, sysctls=r.extra.get("sysctls") or None,
+            ipc_mode="shareable", restart_policy={"Name": "unless-stopped"},
+        )
+        return self._create_and_start(
+            r.name, r.address, image=r.config["image"],
+            command=r.config["command"] or None, labels=r.labels(stack),
+            ports=[(int(k.split("/")[0]), k.split("/")[1]) for k in ports],
+            host_config=host_config,
+        )
+
+    def create_member(self, stack: str, r: Resource, owner: str) -> str:
+        restart = {"Name": r.config["restart"]} if r.config["restart"] != "no" else None
+        host_config = self.api.create_host_config(
+            network_mode=f"container:{owner}", ipc_mode=f"container:{owner}",
+            binds=r.config["volumes"] or None, restart_policy=restart,
+            init=bool(r.config.get("init")) or None,
+        )
+        return self._create_and_start(
+            r.name, r.address, image=r.config["image"], command=r.config["command"],
+            entrypoint=r.config["entrypoint"], environment=r.config["environment"] or None,
+            labels=r.labels(stack), host_config=host_config,
+        )
+
+    def _create_and_start(self, name: str, what: str, **kwargs: Any) -> str:
+        try:
+            self.calls += 1
+            cid = self.api.create_container(name=name, detach=True, **kwargs)["Id"]
+        except docker.errors.ImageNotFound:
+            raise EngineError(f"{name}: image {kwargs.get('image')!r} is not on the engine") from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise EngineError(
+                    f"{name}: the container name is already taken by a container that "
+                    f"{what} does not own; rename or remove that container (stackctl "
+                    "never removes containers it does not manage)") from None
+            raise EngineError(f"{name}: create failed: {_explain(exc)}") from None
+        try:
+            self.calls += 1
+            self.api.start(cid)
+        except docker.errors.APIError as exc:
+            cause = _explain(exc)
+            try:
+                self.api.remove_container(cid, force=True)
+            except docker.errors.APIError:
+                pass
+            if "address already in use" in cause or "port is already allocated" in cause:
+                raise EngineError(f"{name}: a published host port is already in use on this "
+                                  f"host ({cause})") from None
+            raise EngineError(f"{name}: start failed: {cause}") from None
+        return cid
+
+    def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
+        """Write the group's sysctls into the owner's namespaces and read them back."""
+        sysctls: dict[str, str] = r.config["sysctls"]
+        # The helper can write any sysctl once /proc/sys is unmasked, host-wide ones
+        # included: validation refuses those, and so does this last gate.
+        host_wide = [k for k in sysctls if classify(k) in (Namespace.HOST, Namespace.UTS)]
+        if host_wide:
+            raise EngineError(f"{r.name}: refusing to write sysctls that are not namespaced: "
+                              + ", ".join(host_wide))
+        values = self._run_helper(r.name, r.extra["owner"], r.extra["image"], WRITE_SCRIPT,
+                                  [f"{k}={v}" for k, v in sysctls.items()],
+                                  labels=r.labels(stack), write=True)
+        wrong = {k: values.get(k) for k, v in sysctls.items() if values.get(k) != v}
+        if wrong:
+            detail = ", ".join(f"{k}: wanted {sysctls[k]!r}, kernel has {v!r}" for k, v in wrong.items())
+            raise EngineError(f"{r.name}: the kernel did not keep the declared values ({detail})")
+        return values
+
+    def _run_helper(self, name: str, owner: str, image: str, script: str, args: list[str],
+                    labels: dict[str, str], write: bool) -> dict[str, str]:
+        host_config = self.api.create_host_config(
+            network_mode=f"container:{owner}", ipc_mode=f"container:{owner}",
+            # Least privilege that works (measured): root in the container, no
+            # capabilities at all, a read-only root, and /proc/sys unmasked only for
+            # the writer. `docker run --security-opt systempaths=unconfined` is a CLI
+            # spelling; the API takes empty MaskedPaths and ReadonlyPaths instead.
+            cap_drop=["ALL"], read_only=True, security_opt=["no-new-privileges"],
+        )
+        if write:
+            host_config["MaskedPaths"] = []
+            host_config["ReadonlyPaths"] = []
+        self._remove_leftover(name, labels.get(LABEL_STACK))
+        try:
+            self.calls += 1
+            cid = self.api.create_container(image, entrypoint=["sh", "-c", script, "sh"],
+                                            command=args, name=name, labels=labels or None,
+                                            host_config=host_config)["Id"]
+        except docker.errors.ImageNotFound:
+            raise EngineError(f"{name}: helper image {image!r} is not on the engine") from None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{name}: cannot create the sysctl helper: {_explain(exc)}") from None
+        try:
+            self.api.start(cid)
+            status = self.api.wait(cid, timeout=120)
+            out = self.api.logs(cid, stdout=True, stderr=False).decode(errors="replace")
+            err = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+            self.calls += 4
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"{name}: sysctl helper failed: {_explain(exc)}") from None
+        finally:
+            try:
+                self.api.remove_container(cid, force=True)
+            except docker.errors.APIError:
+                pass
+        if status.get("StatusCode") != 0:
+            cause = err.strip().splitlines()[-1] if err.strip() else f"exit code {status.get('StatusCode')}"
+            raise EngineError(f"{name}: sysctl helper failed in {owner}'s namespace: {cause}")
+        values = {}
+        for line in out.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key] = normalize_value(value)
+        return values
+
+    def _remove_leftover(self, name: str, stack: Optional[str]) -> None:
+        """Remove a helper left by an interrupted run, if (and only if) it is ours."""
+        try:
+            d = self.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return
+        labels = d["Config"].get("Labels") or {}
+        if stack and labels.get(LABEL_STACK) == stack and labels.get(LABEL_ROLE) == Role.HELPER.value:
+            self.api.remove_container(d["Id"], force=True)
+
+    def restart(self, stack: str, cid: str, name: str) -> None:
+        d = self._owned(stack, cid, name)
+        try:
+            self.calls += 1
+            if d["State"].get("Running"):
+                self.api.restart(cid, timeout=10)
+            else:
+                self.api.start(cid)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{name}: restart failed: {_explain(exc)}") from None
+
+    def remove(self, stack: str, cid: str, name: str) -> None:
+        """Remove a container of this stack; refuse if it is not labelled as ours."""
+        try:
+            self._owned(stack, cid, name)
+        except EngineError as exc:
+            if "no longer exists" in str(exc):
+                return
+            raise
+        try:
+            self.calls += 1
+            self.api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{name}: remove failed: {_explain(exc)}") from None
+
+    def _owned(self, stack: str, cid: str, name: str) -> dict[str, Any]:
+        try:
+            self.calls += 1
+            d = self.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            raise EngineError(f"{name}: container no longer exists") from None
+        labels = d["Config"].get("Labels") or {}
+        if labels.get(LABEL_STACK) != stack:
+            raise EngineError(f"{name}: refusing to touch a container without the label "
+                              f"{LABEL_STACK}={stack}")
+        return d

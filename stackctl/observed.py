@@ -1,0 +1,65 @@
+"""Facts read from the engine: what exists now. Pure data, no docker import.
+
+The engine adapter fills these in (:func:`stackctl.engine.observe`); the planner only reads
+them. Keeping facts separate from decisions (as pyinfra does) is what lets the planner be
+tested with hand-written fixtures instead of a live engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional
+
+import attrs
+
+from stackctl.resources import Role, address
+
+
+@attrs.frozen
+class ObservedContainer:
+    """One container that carries this stack's label, as the engine reports it."""
+
+    id: str
+    name: str
+    role: Optional[Role]
+    group: str
+    member: Optional[str] = None
+    config_hash: str = ""
+    config: Optional[dict[str, Any]] = None
+    status: str = "running"  # created | running | paused | restarting | exited | dead
+    exit_code: int = 0
+    started_at: int = 0  # nanoseconds since the epoch; 0 when never started
+    network_container: Optional[str] = None  # id of the container whose netns it joined
+    netns: Optional[str] = None  # namespace identity when it can be read, else None
+
+    @property
+    def address(self) -> str:
+        if self.role is None:
+            return f"unknown.{self.group}.{self.name}"
+        return address(self.role, self.group, self.member)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@attrs.frozen
+class Observed:
+    """Everything of one stack on the engine, plus the live sysctls of each namespace."""
+
+    stack: str
+    containers: tuple[ObservedContainer, ...] = ()
+    # group -> live values of the sysctls the spec declares; a group is absent when its
+    # owner is not running or live values were not read (--refresh=false).
+    sysctls: dict[str, dict[str, str]] = attrs.field(factory=dict)
+    refreshed: bool = True
+
+    def fingerprint(self) -> str:
+        """A digest of the state a plan was made against, to refuse a stale plan."""
+        rows = sorted(
+            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "")
+            for c in self.containers
+        )
+        doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]

@@ -1,0 +1,56 @@
+"""Saved plans (``plan --out FILE``, ``apply FILE``): the plan as versioned JSON.
+
+A saved plan carries everything the applier needs (the desired resources of each change)
+and the fingerprint of the engine state it was computed against. ``apply FILE`` observes
+again and refuses the plan if the fingerprint moved: it applies exactly what was
+reviewed, or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Union
+
+import cattrs
+
+from stackctl.errors import PlanError
+from stackctl.plan.model import FORMAT_VERSION, Plan
+
+KIND = "stackctl-plan"
+_conv = cattrs.Converter()
+
+
+def dumps(plan: Plan, sysctl_keys: dict[str, list[str]], helper_images: dict[str, str]) -> str:
+    doc: dict[str, Any] = {
+        "kind": KIND,
+        "plan": _conv.unstructure(plan),
+        # What observe() must read again to check the fingerprint.
+        "observe": {"sysctl_keys": sysctl_keys, "helper_images": helper_images},
+    }
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def is_plan_file(path: Union[str, Path]) -> bool:
+    p = Path(path)
+    if not p.is_file() or p.suffix == ".toml":
+        return False
+    with open(p, "rb") as fh:
+        head = fh.read(64)
+    return head.lstrip().startswith(b"{")
+
+
+def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, str]]:
+    try:
+        doc = json.loads(Path(path).read_text())
+        if doc.get("kind") != KIND:
+            raise ValueError("not a stackctl plan file")
+        version = doc["plan"].get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"plan format {version!r}; this stackctl reads {FORMAT_VERSION!r}")
+        plan = _conv.structure(doc["plan"], Plan)
+        observe = doc["observe"]
+        return plan, observe["sysctl_keys"], observe["helper_images"]
+    except (OSError, ValueError, KeyError, TypeError, cattrs.BaseValidationError) as exc:
+        raise PlanError(f"{path}: cannot read saved plan: {exc} (make a new one with "
+                        "`stackctl plan --out FILE`)") from None

@@ -1,0 +1,108 @@
+"""A plan is plain data: changes, each with an action and a separate human reason.
+
+Modelled on Terraform's ``internal/plans``: the action says *what* happens to a resource
+(``Action``), the reason says *why*, and ``attributes`` say which values move and which
+of them force a replacement. The applier executes a Plan and decides nothing itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Optional
+
+import attrs
+import networkx as nx
+
+from stackctl.resources import Resource
+
+FORMAT_VERSION = "1"
+
+
+class Action(str, enum.Enum):
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    RESTART = "restart"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+    @property
+    def json(self) -> list[str]:
+        """The action list of Terraform's JSON plan (``replace`` is delete then create)."""
+        return ["delete", "create"] if self is Action.REPLACE else [self.value]
+
+
+@attrs.frozen
+class AttributeChange:
+    """One attribute whose value moves; ``forces_replacement`` marks the culprit."""
+
+    name: str
+    before: Any
+    after: Any
+    forces_replacement: bool = False
+
+
+@attrs.frozen
+class Change:
+    """What happens to one address, and why."""
+
+    address: str
+    action: Action
+    reason: str = ""
+    before: Optional[dict[str, Any]] = None
+    after: Optional[dict[str, Any]] = None
+    attributes: tuple[AttributeChange, ...] = ()
+    resource: Optional[Resource] = None  # desired resource; None for a delete
+    container_id: Optional[str] = None  # the existing container acted on, if any
+    container_name: Optional[str] = None
+    cause: Optional[str] = None  # address whose change forced this one
+
+
+@attrs.frozen
+class Summary:
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.change or self.destroy)
+
+
+@attrs.frozen
+class Plan:
+    """The changes for one stack, the dependency edges between them, and the state
+    fingerprint they were computed against."""
+
+    stack: str
+    changes: tuple[Change, ...]
+    edges: tuple[tuple[str, str], ...]  # (dependency, dependent)
+    fingerprint: str
+    destroy: bool = False
+    format_version: str = FORMAT_VERSION
+
+    def graph(self) -> "nx.DiGraph[str]":
+        g: nx.DiGraph[str] = nx.DiGraph()
+        for change in self.changes:
+            g.add_node(change.address, action=change.action.value)
+        g.add_edges_from(e for e in self.edges if e[0] in g and e[1] in g)
+        return g
+
+    @property
+    def actionable(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.NOOP)
+
+    @property
+    def summary(self) -> Summary:
+        add = change = destroy = 0
+        for c in self.changes:
+            if c.action in (Action.CREATE, Action.REPLACE):
+                add += 1
+            if c.action in (Action.DELETE, Action.REPLACE):
+                destroy += 1
+            if c.action in (Action.UPDATE, Action.RESTART):
+                change += 1
+        return Summary(add, change, destroy)
+
+    def change_for(self, address: str) -> Optional[Change]:
+        return next((c for c in self.changes if c.address == address), None)

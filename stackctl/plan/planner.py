@@ -1,0 +1,225 @@
+"""desired resources x observed facts -> Plan. Pure: no engine, no I/O, no clock.
+
+Decisions, in the order DESIGN.md section 4 states them:
+
+* a changed sysctl is an in-place update of ``helper.<group>``; nothing restarts;
+* a changed owner attribute (image, command, ports) replaces the owner, and every member
+  of the group follows, because a member cannot leave a dead namespace;
+* a member's own change replaces that member only;
+* a member attached to a namespace that is not its owner's current one is repaired:
+  restarted when the owner kept its id (``docker restart`` re-joins), replaced otherwise;
+* containers the spec no longer names are deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import networkx as nx
+
+from stackctl.errors import PlanError
+from stackctl.observed import Observed, ObservedContainer
+from stackctl.plan.model import Action, AttributeChange, Change, Plan
+from stackctl.resources import Resource, Role, address
+
+_REPLACING = (Action.CREATE, Action.REPLACE)
+
+
+def _diff(before: Optional[dict[str, Any]], after: dict[str, Any], forces: bool) -> tuple[AttributeChange, ...]:
+    before = before or {}
+    return tuple(
+        AttributeChange(key, before.get(key), after.get(key), forces)
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    )
+
+
+def _names(attrs_: Iterable[AttributeChange]) -> str:
+    names = [a.name for a in attrs_]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _status(c: ObservedContainer) -> str:
+    if c.status == "exited":
+        return f"exited (exit code {c.exit_code})"
+    return c.status
+
+
+class _Planner:
+    def __init__(self, desired: list[Resource], observed: Observed, replace: set[str]) -> None:
+        self.desired = desired
+        self.observed = observed
+        self.replace = replace
+        self.by_address: dict[str, ObservedContainer] = {}
+        self.extras: list[ObservedContainer] = []
+        wanted_names = {r.address: r.name for r in desired}
+        for c in sorted(observed.containers, key=lambda c: (c.name != wanted_names.get(c.address), c.name)):
+            if c.role is Role.HELPER:
+                continue  # helpers are short-lived; a leftover one is removed on the next run
+            if c.address in self.by_address or c.role is None:
+                self.extras.append(c)
+            else:
+                self.by_address[c.address] = c
+        self.changes: dict[str, Change] = {}
+
+    def run(self) -> list[Change]:
+        for r in self.desired:
+            handler = {Role.OWNER: self.owner, Role.HELPER: self.helper, Role.MEMBER: self.member}[r.role]
+            self.changes[r.address] = handler(r, self.by_address.get(r.address))
+        return list(self.changes.values()) + self.orphans()
+
+    def _change(self, r: Resource, obs: Optional[ObservedContainer], action: Action, reason: str,
+                attributes: tuple[AttributeChange, ...] = (), cause: Optional[str] = None) -> Change:
+        return Change(
+            address=r.address, action=action, reason=reason,
+            before=obs.config if obs else None, after=r.config, attributes=attributes,
+            resource=r, container_id=obs.id if obs else None,
+            container_name=obs.name if obs else r.name, cause=cause,
+        )
+
+    def owner(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
+        if obs is None:
+            return self._change(r, None, Action.CREATE, "owner does not exist")
+        if r.address in self.replace:
+            return self._change(r, obs, Action.REPLACE, "replacement requested with --replace")
+        if obs.config_hash != r.config_hash:
+            attributes = _diff(obs.config, r.config, forces=True)
+            what = _names(attributes) if attributes else "configuration"
+            return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement "
+                                "of the owner and of every member in its namespace", attributes)
+        if not obs.running:
+            return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
+                                "again; its members re-join the new namespace")
+        return self._change(r, obs, Action.NOOP, "")
+
+    def helper(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
+        owner_addr = address(Role.OWNER, r.group)
+        owner = self.changes[owner_addr]
+        want: dict[str, str] = r.config["sysctls"]
+        live = self.observed.sysctls.get(r.group)
+        if owner.action is Action.CREATE:
+            return self._change(r, None, Action.CREATE, "the owner is new: sysctls are written "
+                                "into its namespace and read back", cause=owner_addr)
+        if owner.action is Action.REPLACE:
+            return self._change(r, None, Action.CREATE, "the owner is replaced: sysctls are "
+                                "written into the new namespace and read back", cause=owner_addr)
+        if owner.action is Action.RESTART:
+            return self._change(r, None, Action.UPDATE, "the owner restarts: sysctls are "
+                                "written again and read back", cause=owner_addr)
+        if live is None:
+            return self._change(r, None, Action.NOOP, "")
+        before = {"sysctls": dict(live)}
+        attributes = tuple(
+            AttributeChange(f'sysctls["{k}"]', live.get(k), v)
+            for k, v in sorted(want.items()) if live.get(k) != v
+        )
+        if attributes:
+            return Change(
+                address=r.address, action=Action.UPDATE,
+                reason="live sysctls differ from the spec: written in place, "
+                       "no container is recreated or restarted",
+                before=before, after=r.config, attributes=attributes, resource=r,
+                container_name=r.name,
+            )
+        return Change(address=r.address, action=Action.NOOP, before=before, after=r.config,
+                      resource=r, container_name=r.name)
+
+    def member(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
+        owner_addr = address(Role.OWNER, r.group)
+        owner = self.changes[owner_addr]
+        owner_obs = self.by_address.get(owner_addr)
+        if obs is None:
+            return self._change(r, None, Action.CREATE, "member does not exist")
+        if r.address in self.replace:
+            return self._change(r, obs, Action.REPLACE, "replacement requested with --replace")
+        if obs.config_hash != r.config_hash:
+            attributes = _diff(obs.config, r.config, forces=True)
+            what = _names(attributes) if attributes else "configuration"
+            return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement", attributes)
+        if owner.action is Action.REPLACE:
+            return self._change(r, obs, Action.REPLACE, "owner is replaced: the member must "
+                                "join the new namespace", cause=owner_addr)
+        if owner.action is Action.CREATE or owner_obs is None:
+            return self._change(r, obs, Action.REPLACE, "owner was removed: member is "
+                                "attached to a dead namespace", cause=owner_addr)
+        if obs.network_container and obs.network_container != owner_obs.id:
+            return self._change(r, obs, Action.REPLACE, "owner was recreated after the member "
+                                "started: attached to a dead namespace", cause=owner_addr)
+        if owner.action is Action.RESTART:
+            return self._change(r, obs, Action.RESTART, "owner restarts: member re-joins its "
+                                "new namespace", cause=owner_addr)
+        if obs.running and owner_obs.started_at > obs.started_at:
+            return self._change(r, obs, Action.RESTART, "owner restarted after member "
+                                "started: attached to a dead namespace")
+        if obs.running and obs.netns and owner_obs.netns and obs.netns != owner_obs.netns:
+            return self._change(r, obs, Action.RESTART, "member is not in its owner's "
+                                "network namespace")
+        if not obs.running:
+            return self._change(r, obs, Action.RESTART, f"member is {_status(obs)}: started again")
+        return self._change(r, obs, Action.NOOP, "")
+
+    def orphans(self) -> list[Change]:
+        groups = {r.group for r in self.desired}
+        out = []
+        leftovers = [c for a, c in self.by_address.items() if a not in self.changes] + self.extras
+        for c in sorted(leftovers, key=lambda c: c.address):
+            if c.address in self.changes or c.address in {x.address for x in out}:
+                addr = f"{c.address}#{c.id[:12]}"
+                reason = "duplicate container for this address"
+            else:
+                addr = c.address
+                reason = (f"group {c.group!r} is no longer in the spec" if c.group not in groups
+                          else "no longer in the spec")
+            out.append(Change(address=addr, action=Action.DELETE, reason=reason, before=c.config,
+                              container_id=c.id, container_name=c.name))
+        return out
+
+
+def _edges(desired: list[Resource], changes: list[Change], observed: Observed) -> list[tuple[str, str]]:
+    edges = [(dep, r.address) for r in desired for dep in r.depends_on]
+    owners = {c.group: c.address for c in observed.containers if c.role is Role.OWNER}
+    addresses = {c.address for c in changes}
+    for c in observed.containers:
+        if c.role is Role.MEMBER and c.group in owners and c.address in addresses:
+            edges.append((owners[c.group], c.address))
+    return sorted(set(edges))
+
+
+def _restrict(changes: list[Change], edges: list[tuple[str, str]], targets: set[str]) -> list[Change]:
+    """Keep the targets, what they depend on, and what a target's change drags along."""
+    g: nx.DiGraph[str] = nx.DiGraph(edges)
+    g.add_nodes_from(c.address for c in changes)
+    unknown = targets - set(g.nodes)
+    if unknown:
+        raise PlanError(f"--target {', '.join(sorted(unknown))}: no such address in this "
+                        "stack (addresses look like owner.GROUP, helper.GROUP, member.GROUP.NAME)")
+    keep = set(targets)
+    for t in targets:
+        keep |= nx.ancestors(g, t)
+    grew = True
+    while grew:
+        dragged = {c.address for c in changes if c.cause in keep and c.action is not Action.NOOP}
+        grew = not dragged <= keep
+        keep |= dragged
+    return [c for c in changes if c.address in keep]
+
+
+def make_plan(desired: list[Resource], observed: Observed, *, destroy: bool = False,
+              replace: Iterable[str] = (), targets: Iterable[str] = ()) -> Plan:
+    """Compute the plan that takes ``observed`` to ``desired`` (or to nothing, ``destroy``)."""
+    replace = set(replace)
+    known = {r.address for r in desired}
+    bad = replace - known
+    if bad:
+        raise PlanError(f"--replace {', '.join(sorted(bad))}: no such address in the spec")
+    planner = _Planner([] if destroy else desired, observed, replace)
+    changes = planner.run()
+    if destroy:
+        changes = [Change(address=c.address, action=Action.DELETE, reason="destroy requested",
+                          before=c.before, container_id=c.container_id, container_name=c.container_name)
+                   for c in changes]
+    edges = _edges(desired, changes, observed)
+    if targets:
+        changes = _restrict(changes, edges, set(targets))
+    return Plan(stack=observed.stack, changes=tuple(changes), edges=tuple(edges),
+                fingerprint=observed.fingerprint(), destroy=destroy)

@@ -1,0 +1,129 @@
+"""A validated Stack -> the resources stackctl manages, with their labels and hashes.
+
+A resource is what the planner diffs and the applier creates: an *owner* container
+holding a group's namespaces, a *helper* standing for the group's sysctls as applied to
+the live namespace, and *member* containers joined to the owner. ``config`` holds the
+attributes that are diffed (normalized, JSON-able, so a plan file round-trips them);
+``extra`` holds what the applier needs but that never causes a change by itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from typing import Any, Optional
+
+import attrs
+
+from stackctl.spec.model import Stack
+
+LABEL_STACK = "stackctl.stack"
+LABEL_GROUP = "stackctl.group"
+LABEL_ROLE = "stackctl.role"
+LABEL_MEMBER = "stackctl.member"
+LABEL_HASH = "stackctl.config-hash"
+LABEL_CONFIG = "stackctl.config"
+
+
+class Role(str, enum.Enum):
+    OWNER = "owner"
+    HELPER = "helper"
+    MEMBER = "member"
+
+
+def address(role: Role, group: str, member: Optional[str] = None) -> str:
+    """``owner.<group>``, ``helper.<group>`` or ``member.<group>.<name>``."""
+    return f"{role.value}.{group}" + (f".{member}" if member else "")
+
+
+def container_name(stack: str, group: str, member: Optional[str] = None, role: Role = Role.OWNER) -> str:
+    """Deterministic, readable container names: ``shop-edge``, ``shop-edge-web``."""
+    if role is Role.HELPER:
+        return f"{stack}-{group}-sysctl"
+    return f"{stack}-{group}" + (f"-{member}" if member else "")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Stable hash of a resource's diffed attributes (key order does not matter)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@attrs.frozen
+class Resource:
+    """One desired resource. ``depends_on`` lists addresses that must exist first."""
+
+    address: str
+    role: Role
+    group: str
+    member: Optional[str]
+    name: str
+    config: dict[str, Any]
+    extra: dict[str, Any] = attrs.field(factory=dict)
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    def labels(self, stack: str) -> dict[str, str]:
+        """The labels that make a container this resource: ownership and state."""
+        labels = {
+            LABEL_STACK: stack,
+            LABEL_GROUP: self.group,
+            LABEL_ROLE: self.role.value,
+            LABEL_HASH: self.config_hash,
+            LABEL_CONFIG: json.dumps(self.config, sort_keys=True, separators=(",", ":")),
+        }
+        if self.member:
+            labels[LABEL_MEMBER] = self.member
+        return labels
+
+
+def desired(stack: Stack) -> list[Resource]:
+    """Every resource the stack declares, owners first, members in dependency order."""
+    out: list[Resource] = []
+    for gname, group in sorted(stack.groups.items()):
+        owner_addr = address(Role.OWNER, gname)
+        sysctls = dict(sorted(group.sysctls.items()))
+        out.append(Resource(
+            address=owner_addr, role=Role.OWNER, group=gname, member=None,
+            name=container_name(stack.name, gname),
+            config={
+                "image": stack.owner_image(group),
+                "command": list(stack.owner_command(group)),
+                "ports": sorted(str(p) for p in group.ports),
+            },
+            # Written natively at creation; later changes go through the helper.
+            extra={"sysctls": sysctls},
+        ))
+        joined_to = owner_addr
+        if sysctls:
+            joined_to = address(Role.HELPER, gname)
+            out.append(Resource(
+                address=joined_to, role=Role.HELPER, group=gname, member=None,
+                name=container_name(stack.name, gname, role=Role.HELPER),
+                config={"sysctls": sysctls},
+                extra={"image": stack.helper_image(group), "owner": container_name(stack.name, gname)},
+                depends_on=(owner_addr,),
+            ))
+        for mname, member in sorted(group.members.items()):
+            deps = [owner_addr] + ([joined_to] if joined_to != owner_addr else [])
+            deps += [address(Role.MEMBER, gname, d) for d in sorted(member.depends_on)]
+            out.append(Resource(
+                address=address(Role.MEMBER, gname, mname), role=Role.MEMBER, group=gname,
+                member=mname, name=container_name(stack.name, gname, mname),
+                config={
+                    "image": member.image,
+                    "command": list(member.command) if member.command is not None else None,
+                    "entrypoint": list(member.entrypoint) if member.entrypoint is not None else None,
+                    "environment": dict(sorted(member.environment.items())),
+                    "volumes": list(member.volumes),
+                    "restart": member.restart,
+                    "init": member.init,
+                },
+                extra={"owner": container_name(stack.name, gname)},
+                depends_on=tuple(deps),
+            ))
+    return out
