@@ -31,6 +31,7 @@ class EngineActions(Protocol):
     def create_member(self, stack: str, r: Resource, owner: str) -> str: ...
     def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]: ...
     def restart(self, stack: str, cid: str, name: str) -> None: ...
+    def update(self, stack: str, cid: str, name: str, changes: dict[str, str]) -> None: ...
     def remove(self, stack: str, cid: str, name: str) -> None: ...
 
 
@@ -129,9 +130,13 @@ class Applier:
                 self.engine.remove(stack, c.container_id, c.container_name or c.address)
             return ""
         assert r is not None, f"{c.address}: {kind} without a desired resource"
-        if kind == "restart":
-            assert c.container_id
-            self.engine.restart(stack, c.container_id, r.name)
+        if kind in ("restart", "update") and r.role is not Role.HELPER:
+            assert c.container_id and c.container_name
+            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart")}
+            if mend:
+                self.engine.update(stack, c.container_id, c.container_name, mend)
+            if kind == "restart":
+                self.engine.restart(stack, c.container_id, r.name)
             return ""
         if r.role is Role.HELPER:
             values = self.engine.write_sysctls(stack, r)

@@ -19,6 +19,7 @@ from stackctl import __version__
 if TYPE_CHECKING:
     from stackctl.apply import Event
     from stackctl.engine import Engine
+    from stackctl.observed import Observed
     from stackctl.plan.model import Plan
     from stackctl.spec import LoadedSpec
 
@@ -64,15 +65,21 @@ def _observe_inputs(loaded: "LoadedSpec") -> tuple[dict[str, list[str]], dict[st
 
 def _make_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
                destroy: bool = False) -> "Plan":
+    return _observe_and_plan(args, loaded, engine, destroy)[0]
+
+
+def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
+                      destroy: bool = False) -> "tuple[Plan, Observed]":
     from stackctl.plan import make_plan
     from stackctl.resources import desired
 
     keys, images = _observe_inputs(loaded)
     observed = engine.observe(loaded.stack.name, keys, refresh=getattr(args, "refresh", True),
                               helper_images=images)
-    return make_plan(desired(loaded.stack), observed, destroy=destroy,
+    plan = make_plan(desired(loaded.stack), observed, destroy=destroy,
                      replace=getattr(args, "replace", None) or (),
                      targets=getattr(args, "target", None) or ())
+    return plan, observed
 
 
 def _engine() -> "Engine":
@@ -258,6 +265,22 @@ def cmd_graph(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace, out: _Out) -> int:
+    import json
+
+    from stackctl.render.status import render_status, status_document
+    from stackctl.resources import desired
+
+    loaded = _load(args.path)
+    plan, observed = _observe_and_plan(args, loaded, _engine())
+    if args.json:
+        doc = status_document(plan, observed, desired(loaded.stack))
+        out.say(json.dumps(doc, indent=2))
+    else:
+        out.say(render_status(plan, observed, desired(loaded.stack)), end="")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 def _bool(text: str) -> bool:
     if text.lower() in ("true", "1", "yes"):
@@ -327,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="at most N operations at once (default: 10)")
     sp.add_argument("--target", action="append", metavar="ADDR", help=argparse.SUPPRESS)
     sp.set_defaults(func=cmd_destroy)
+
+    sp = sub.add_parser("status", help="read-only view per group: owner, members, live sysctls")
+    path_arg(sp)
+    sp.add_argument("--json", action="store_true", help="print the status as JSON")
+    sp.add_argument("--refresh", type=_bool, default=True, metavar="BOOL",
+                    help="read live sysctls from each namespace (default: true)")
+    sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("graph", help="print the plan's dependency graph as DOT")
     path_arg(sp)

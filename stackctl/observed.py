@@ -32,6 +32,7 @@ class ObservedContainer:
     started_at: int = 0  # nanoseconds since the epoch; 0 when never started
     network_container: Optional[str] = None  # id of the container whose netns it joined
     netns: Optional[str] = None  # namespace identity when it can be read, else None
+    restart_policy: Optional[str] = None  # as the engine reports it ("no" when none)
 
     @property
     def address(self) -> str:

@@ -25,6 +25,8 @@ LABEL_MEMBER = "stackctl.member"
 LABEL_HASH = "stackctl.config-hash"
 LABEL_CONFIG = "stackctl.config"
 
+OWNER_RESTART = "unless-stopped"
+
 
 class Role(str, enum.Enum):
     OWNER = "owner"
@@ -64,6 +66,11 @@ class Resource:
     depends_on: tuple[str, ...] = ()
 
     @property
+    def restart(self) -> str:
+        """The restart policy the container must carry (members declare it)."""
+        return str(self.config.get("restart") or self.extra.get("restart") or "no")
+
+    @property
     def config_hash(self) -> str:
         return config_hash(self.config)
 
@@ -95,8 +102,9 @@ def desired(stack: Stack) -> list[Resource]:
                 "command": list(stack.owner_command(group)),
                 "ports": sorted(str(p) for p in group.ports),
             },
-            # Written natively at creation; later changes go through the helper.
-            extra={"sysctls": sysctls},
+            # Sysctls are written natively at creation; later changes go through the
+            # helper. The owner comes back after a host reboot, as the namespace must.
+            extra={"sysctls": sysctls, "restart": OWNER_RESTART},
         ))
         joined_to = owner_addr
         if sysctls:

@@ -93,6 +93,14 @@ def _explain(exc: Exception) -> str:
     return _short(str(exc))
 
 
+def _restart_policy(name: str) -> Optional[dict[str, Any]]:
+    if name == "no":
+        return None
+    if name == "on-failure":
+        return {"Name": name, "MaximumRetryCount": 0}
+    return {"Name": name}
+
+
 class Engine:
     """A connected engine. Thread-safe: the applier calls it from worker threads."""
 
@@ -165,6 +173,7 @@ class Engine:
             status=state.get("Status", "unknown"), exit_code=int(state.get("ExitCode") or 0),
             started_at=_nanos(state.get("StartedAt", "")),
             network_container=joined, netns=netns,
+            restart_policy=((d.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no",
         )
         return c, pid
 
@@ -217,7 +226,7 @@ class Engine:
                 (p.host_ip, p.host_port) if p.host_ip else p.host_port)
         host_config = self.api.create_host_config(
             port_bindings=ports, sysctls=r.extra.get("sysctls") or None,
-            ipc_mode="shareable", restart_policy={"Name": "unless-stopped"},
+            ipc_mode="shareable", restart_policy=_restart_policy(r.extra.get("restart", "no")),
         )
         return self._create_and_start(
             r.name, r.address, image=r.config["image"],
@@ -227,7 +236,7 @@ class Engine:
         )
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
-        restart = {"Name": r.config["restart"]} if r.config["restart"] != "no" else None
+        restart = _restart_policy(r.config["restart"])
         host_config = self.api.create_host_config(
             network_mode=f"container:{owner}", ipc_mode=f"container:{owner}",
             binds=r.config["volumes"] or None, restart_policy=restart,
@@ -351,6 +360,22 @@ class Engine:
                 self.api.start(cid)
         except docker.errors.APIError as exc:
             raise EngineError(f"{name}: restart failed: {_explain(exc)}") from None
+
+    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
+        """Mend what can be changed on a live container: its name and restart policy."""
+        self._owned(stack, cid, name)
+        try:
+            if "restart" in changes:
+                self.calls += 1
+                self.api.update_container(cid, restart_policy=_restart_policy(changes["restart"]) or {"Name": "no"})
+            if "name" in changes and changes["name"] != name:
+                self.calls += 1
+                self.api.rename(cid, changes["name"])
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise EngineError(f"{name}: cannot rename to {changes['name']!r}: the name is "
+                                  "taken by another container") from None
+            raise EngineError(f"{name}: update failed: {_explain(exc)}") from None
 
     def remove(self, stack: str, cid: str, name: str) -> None:
         """Remove a container of this stack; refuse if it is not labelled as ours."""

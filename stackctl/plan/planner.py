@@ -39,6 +39,21 @@ def _names(attrs_: Iterable[AttributeChange]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _mended(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
+    """What was changed by hand that can be mended in place: name, restart policy."""
+    out = []
+    if obs.name != r.name:
+        out.append(AttributeChange("name", obs.name, r.name))
+    if obs.restart_policy is not None and obs.restart_policy != r.restart:
+        out.append(AttributeChange("restart", obs.restart_policy, r.restart))
+    return tuple(out)
+
+
+def _by_hand(attributes: tuple[AttributeChange, ...]) -> str:
+    what = {"name": "renamed", "restart": "restart policy changed"}
+    return " and ".join(what[a.name] for a in attributes) + " by hand"
+
+
 def _status(c: ObservedContainer) -> str:
     if c.status == "exited":
         return f"exited (exit code {c.exit_code})"
@@ -54,9 +69,9 @@ class _Planner:
         self.extras: list[ObservedContainer] = []
         wanted_names = {r.address: r.name for r in desired}
         for c in sorted(observed.containers, key=lambda c: (c.name != wanted_names.get(c.address), c.name)):
-            if c.role is Role.HELPER:
-                continue  # helpers are short-lived; a leftover one is removed on the next run
-            if c.address in self.by_address or c.role is None:
+            if c.address in self.by_address or c.role in (None, Role.HELPER):
+                # Helpers are short-lived: one that is still there was left by an
+                # interrupted run. Unknown roles and duplicates are not ours to keep.
                 self.extras.append(c)
             else:
                 self.by_address[c.address] = c
@@ -87,9 +102,12 @@ class _Planner:
             what = _names(attributes) if attributes else "configuration"
             return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement "
                                 "of the owner and of every member in its namespace", attributes)
+        mended = _mended(r, obs)
         if not obs.running:
             return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
-                                "again; its members re-join the new namespace")
+                                "again; its members re-join the new namespace", mended)
+        if mended:
+            return self._change(r, obs, Action.UPDATE, f"{_by_hand(mended)}: updated in place", mended)
         return self._change(r, obs, Action.NOOP, "")
 
     def helper(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
@@ -145,17 +163,21 @@ class _Planner:
         if obs.network_container and obs.network_container != owner_obs.id:
             return self._change(r, obs, Action.REPLACE, "owner was recreated after the member "
                                 "started: attached to a dead namespace", cause=owner_addr)
+        mended = _mended(r, obs)
+        restart_reason = ""
         if owner.action is Action.RESTART:
-            return self._change(r, obs, Action.RESTART, "owner restarts: member re-joins its "
-                                "new namespace", cause=owner_addr)
-        if obs.running and owner_obs.started_at > obs.started_at:
-            return self._change(r, obs, Action.RESTART, "owner restarted after member "
-                                "started: attached to a dead namespace")
-        if obs.running and obs.netns and owner_obs.netns and obs.netns != owner_obs.netns:
-            return self._change(r, obs, Action.RESTART, "member is not in its owner's "
-                                "network namespace")
-        if not obs.running:
-            return self._change(r, obs, Action.RESTART, f"member is {_status(obs)}: started again")
+            restart_reason = "owner restarts: member re-joins its new namespace"
+        elif obs.running and owner_obs.started_at > obs.started_at:
+            restart_reason = "owner restarted after member started: attached to a dead namespace"
+        elif obs.running and obs.netns and owner_obs.netns and obs.netns != owner_obs.netns:
+            restart_reason = "member is not in its owner's network namespace"
+        elif not obs.running:
+            restart_reason = f"member is {_status(obs)}: started again"
+        if restart_reason:
+            cause = owner_addr if owner.action is Action.RESTART else None
+            return self._change(r, obs, Action.RESTART, restart_reason, mended, cause=cause)
+        if mended:
+            return self._change(r, obs, Action.UPDATE, f"{_by_hand(mended)}: updated in place", mended)
         return self._change(r, obs, Action.NOOP, "")
 
     def orphans(self) -> list[Change]:
@@ -163,7 +185,10 @@ class _Planner:
         out = []
         leftovers = [c for a, c in self.by_address.items() if a not in self.changes] + self.extras
         for c in sorted(leftovers, key=lambda c: c.address):
-            if c.address in self.changes or c.address in {x.address for x in out}:
+            if c.role is Role.HELPER:
+                addr = f"{c.address}#{c.id[:12]}"
+                reason = "sysctl helper container left by an interrupted run"
+            elif c.address in self.changes or c.address in {x.address for x in out}:
                 addr = f"{c.address}#{c.id[:12]}"
                 reason = "duplicate container for this address"
             else:
