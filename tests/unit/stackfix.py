@@ -1,0 +1,141 @@
+"""Hand-built fixtures for the pure unit tests: specs, desired resources and the observed
+state a Docker engine would report for them. No engine is involved.
+
+``converged(...)`` mimics what ``stackctl.engine`` reports right after a successful apply:
+one container per owner and member, labels carrying the config (JSON) and its hash, status
+running, members started after their owner and joined to the owner's id, live sysctls as
+the kernel prints them, normalized the way the engine adapter normalizes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import attrs
+
+from stackctl.observed import Observed, ObservedContainer
+from stackctl.resources import LABEL_CONFIG, LABEL_HASH, Resource, Role, desired
+from stackctl.spec import load
+from stackctl.spec.sysctls import normalize_value
+
+BASE_SPEC = """
+[stack]
+name = "shop"
+
+[defaults]
+owner_image = "pause:3.10"
+helper_image = "busybox:1.36"
+
+[groups.edge]
+ports = ["8080:80", "127.0.0.1:9443:443/tcp"]
+sysctls = { "net.core.somaxconn" = 1024, "net.ipv4.ip_local_port_range" = "1024 65000" }
+
+[groups.edge.members.app]
+image = "app:1"
+command = ["serve", "--port", "80"]
+environment = { TZ = "UTC" }
+
+[groups.edge.members.web]
+image = "nginx:1.27"
+depends_on = ["app"]
+
+[groups.db]
+ports = ["5432:5432"]
+
+[groups.db.members.pg]
+image = "postgres:16"
+"""
+
+T0 = 1_700_000_000_000_000_000  # nanoseconds
+
+
+def container_id(name: str, salt: str = "") -> str:
+    """A 64-hex id, stable per name, like Docker's."""
+    return hashlib.sha256(f"{name}{salt}".encode()).hexdigest()
+
+
+def load_spec(tmp_path: Path, text: str, filename: str = "stack.toml") -> list[Resource]:
+    """Write ``text`` to a file under ``tmp_path``, load it, and return the desired resources."""
+    d = tmp_path / f"spec-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    d.mkdir(exist_ok=True)
+    f = d / filename
+    f.write_text(textwrap.dedent(text))
+    return desired(load(f, env={}).stack)
+
+
+def kernel_print(value: str) -> str:
+    """How the kernel prints a sysctl: tab-separated fields, trailing newline."""
+    return "\t".join(value.split()) + "\n"
+
+
+def observed_container(stack: str, r: Resource, *, started_at: int,
+                       network_container: Optional[str] = None, **over: Any) -> ObservedContainer:
+    """What the engine reports for a container created from ``r``: config from the labels."""
+    labels = r.labels(stack)
+    fields = dict(
+        id=container_id(r.name), name=r.name, role=r.role, group=r.group, member=r.member,
+        config_hash=labels[LABEL_HASH], config=json.loads(labels[LABEL_CONFIG]),
+        status="running", exit_code=0, started_at=started_at,
+        network_container=network_container, restart_policy=r.restart,
+    )
+    fields.update(over)
+    return ObservedContainer(**fields)
+
+
+def converged(resources: Iterable[Resource], stack: str = "shop") -> Observed:
+    """The observed state right after ``resources`` were applied successfully."""
+    resources = list(resources)
+    containers: list[ObservedContainer] = []
+    sysctls: dict[str, dict[str, str]] = {}
+    owners: dict[str, str] = {}
+    t = T0
+    for r in resources:  # owners come first in desired() order
+        t += 1_000_000
+        if r.role is Role.OWNER:
+            c = observed_container(stack, r, started_at=t, netns=f"net:[{4026530000 + len(owners)}]")
+            owners[r.group] = c.id
+            containers.append(c)
+        elif r.role is Role.HELPER:
+            # The helper runs and is removed; what remains is the live values it wrote.
+            sysctls[r.group] = {k: normalize_value(kernel_print(v)) for k, v in r.config["sysctls"].items()}
+    owner_netns = {c.group: c.netns for c in containers}
+    for r in resources:
+        if r.role is Role.MEMBER:
+            t += 1_000_000
+            containers.append(observed_container(
+                stack, r, started_at=t, network_container=owners.get(r.group),
+                netns=owner_netns.get(r.group)))
+    return Observed(stack=stack, containers=tuple(containers), sysctls=sysctls)
+
+
+# ----------------------------------------------------------------- perturbations
+def find(obs: Observed, addr: str) -> ObservedContainer:
+    return next(c for c in obs.containers if c.address == addr)
+
+
+def evolve(obs: Observed, addr: str, **changes: Any) -> Observed:
+    """``obs`` with the container at ``addr`` changed."""
+    return attrs.evolve(obs, containers=tuple(
+        attrs.evolve(c, **changes) if c.address == addr else c for c in obs.containers))
+
+
+def drop(obs: Observed, addr: str) -> Observed:
+    return attrs.evolve(obs, containers=tuple(c for c in obs.containers if c.address != addr))
+
+
+def add(obs: Observed, *containers: ObservedContainer) -> Observed:
+    return attrs.evolve(obs, containers=obs.containers + tuple(containers))
+
+
+def live(obs: Observed, group: str, values: Optional[dict[str, str]]) -> Observed:
+    """Replace (or, with None, forget) the live sysctls read for ``group``."""
+    sysctls = dict(obs.sysctls)
+    if values is None:
+        sysctls.pop(group, None)
+    else:
+        sysctls[group] = dict(values)
+    return attrs.evolve(obs, sysctls=sysctls)
