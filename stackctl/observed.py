@@ -33,6 +33,9 @@ class ObservedContainer:
     network_container: Optional[str] = None  # id of the container whose netns it joined
     netns: Optional[str] = None  # namespace identity when it can be read, else None
     restart_policy: Optional[str] = None  # as the engine reports it ("no" when none)
+    # Attributes as the engine really has them, in the spelling of Resource.config, to
+    # catch a container recreated by hand with copied labels (image, ports).
+    actual: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def address(self) -> str:

@@ -87,3 +87,28 @@ def live_sysctl(client, owner: str, key: str) -> str:
     out = client.containers.run(BUSYBOX, ["sysctl", "-n", key], remove=True,
                                 network_mode=f"container:{owner}", ipc_mode=f"container:{owner}")
     return " ".join(out.decode().split())
+
+
+def write_sysctl_by_hand(client, owner: str, key: str, value: str) -> None:
+    """Change a sysctl inside ``owner``'s namespaces behind stackctl's back.
+
+    ``docker run --security-opt systempaths=unconfined`` is a CLI spelling; through the API
+    /proc/sys is unmasked with empty MaskedPaths and ReadonlyPaths.
+    """
+    api = client.api
+    hc = api.create_host_config(network_mode=f"container:{owner}", ipc_mode=f"container:{owner}")
+    hc["MaskedPaths"], hc["ReadonlyPaths"] = [], []
+    cid = api.create_container(BUSYBOX, ["sysctl", "-w", f"{key}={value}"], host_config=hc)["Id"]
+    try:
+        api.start(cid)
+        assert api.wait(cid, timeout=60)["StatusCode"] == 0, api.logs(cid)
+    finally:
+        api.remove_container(cid, force=True)
+
+
+def netns(client, name: str) -> str:
+    """The network namespace of a running container, read from /proc via its pid."""
+    import os
+
+    pid = client.api.inspect_container(name)["State"]["Pid"]
+    return os.readlink(f"/proc/{pid}/ns/net")

@@ -32,6 +32,7 @@ from stackctl.resources import (
     Resource,
     Role,
 )
+from stackctl.spec.ports import PortBinding, parse_port
 from stackctl.spec.sysctls import Namespace, classify, normalize_value
 
 # Runs inside the helper: write every KEY=VALUE argument, then print KEY=VALUE as the
@@ -91,6 +92,20 @@ def _explain(exc: Exception) -> str:
     if isinstance(exc, docker.errors.APIError):
         return _short(exc.explanation or str(exc))
     return _short(str(exc))
+
+
+def _actual(role: Optional[Role], d: dict[str, Any]) -> dict[str, Any]:
+    """The diffable attributes as the engine has them (see ObservedContainer.actual)."""
+    actual: dict[str, Any] = {"image": d["Config"].get("Image")}
+    if role is Role.OWNER:
+        ports = []
+        for key, bindings in ((d.get("HostConfig") or {}).get("PortBindings") or {}).items():
+            container_port, _, protocol = key.partition("/")
+            for b in bindings or []:
+                ports.append(str(PortBinding(int(b.get("HostPort") or 0), int(container_port),
+                                             protocol or "tcp", b.get("HostIp") or "")))
+        actual["ports"] = sorted(ports)
+    return actual
 
 
 def _restart_policy(name: str) -> Optional[dict[str, Any]]:
@@ -174,6 +189,7 @@ class Engine:
             started_at=_nanos(state.get("StartedAt", "")),
             network_container=joined, netns=netns,
             restart_policy=((d.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no",
+            actual=_actual(role, d),
         )
         return c, pid
 
@@ -220,7 +236,6 @@ class Engine:
         """Create and start the owner; on a failed start, remove what was created."""
         ports: dict[str, list[Any]] = {}
         for text in r.config["ports"]:
-            from stackctl.spec.ports import parse_port
             p = parse_port(text)
             ports.setdefault(f"{p.container_port}/{p.protocol}", []).append(
                 (p.host_ip, p.host_port) if p.host_ip else p.host_port)

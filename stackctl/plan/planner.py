@@ -39,6 +39,15 @@ def _names(attrs_: Iterable[AttributeChange]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _tampered(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
+    """Attributes whose live value contradicts the container's own labels."""
+    return tuple(
+        AttributeChange(key, live, r.config[key], forces_replacement=True)
+        for key, live in sorted(obs.actual.items())
+        if key in r.config and live != r.config[key]
+    )
+
+
 def _mended(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
     """What was changed by hand that can be mended in place: name, restart policy."""
     out = []
@@ -102,6 +111,10 @@ class _Planner:
             what = _names(attributes) if attributes else "configuration"
             return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement "
                                 "of the owner and of every member in its namespace", attributes)
+        tampered = _tampered(r, obs)
+        if tampered:
+            return self._change(r, obs, Action.REPLACE, f"{_names(tampered)} changed by hand: "
+                                "forces replacement of the owner and of every member", tampered)
         mended = _mended(r, obs)
         if not obs.running:
             return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
@@ -154,6 +167,10 @@ class _Planner:
             attributes = _diff(obs.config, r.config, forces=True)
             what = _names(attributes) if attributes else "configuration"
             return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement", attributes)
+        tampered = _tampered(r, obs)
+        if tampered:
+            return self._change(r, obs, Action.REPLACE, f"{_names(tampered)} changed by hand: "
+                                "forces replacement", tampered)
         if owner.action is Action.REPLACE:
             return self._change(r, obs, Action.REPLACE, "owner is replaced: the member must "
                                 "join the new namespace", cause=owner_addr)

@@ -1,15 +1,19 @@
 """The one cattrs converter that turns parsed TOML into :mod:`stackctl.spec.model`.
 
 It is strict where cattrs is lenient by default: a string is never split into a list of
-characters, ``"80"`` is never silently an int, unknown keys are errors. Structuring errors
-are turned into :class:`~stackctl.errors.Problem`-ready ``(path, message, hint)`` triples
-by :func:`explain`, with a "did you mean" for misspelt keys.
+characters, ``"80"`` is never silently an int, a table is checked to be a table before
+its keys are read, unknown keys are errors. Structuring errors are turned into
+:class:`Issue` (key path, what is wrong, how to fix it) by :func:`explain`, with a
+"did you mean" for misspelt keys and an example taken from the model's field metadata.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
-from typing import Any, Iterator, Union, get_args, get_origin
+import json
+import re
+from typing import Any, Iterator, Optional, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -18,19 +22,35 @@ from cattrs.errors import (
     ClassValidationError,
     ForbiddenExtraKeysError,
     IterableValidationError,
+    IterableValidationNote,
 )
-from cattrs.gen import make_mapping_structure_fn
+from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn, override
 
 from stackctl.spec import model
 from stackctl.spec.ports import PortBinding, PortSyntaxError, parse_port
 from stackctl.spec.sysctls import normalize_value
 
-Path = tuple[Union[str, int], ...]
+KeyPath = tuple[Union[str, int], ...]
 
-TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class SpecValueError(ValueError):
+@attrs.frozen
+class Issue:
+    """One structuring problem: where, what, how to fix.
+
+    ``missing`` marks an absent required key; ``fill`` is a valid value for it (the
+    field's example), so the loader can go on checking the rest of the spec.
+    """
+
+    path: KeyPath
+    message: str
+    hint: str
+    missing: bool = False
+    fill: Any = None
+
+
+class Invalid(ValueError):
     """A value of the right type but wrong content, with a hint on how to fix it."""
 
     def __init__(self, message: str, hint: str = "") -> None:
@@ -38,20 +58,67 @@ class SpecValueError(ValueError):
         self.hint = hint
 
 
-def _toml_type(value: Any) -> str:
+class WrongType(TypeError):
+    """A value of the wrong TOML type; :func:`explain` adds an example as the hint."""
+
+    def __init__(self, expected: str, value: Any, hint: str = "") -> None:
+        super().__init__(f"expected {expected}, got {toml_type(value)}")
+        self.hint = hint
+
+
+def toml_type(value: Any) -> str:
+    """The TOML name of a parsed value's type, as an operator would call it."""
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "an array"
-    return TYPE_NAMES.get(type(value), type(value).__name__)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return "a date or time"
+    return type(value).__name__
+
+
+def format_path(path: KeyPath) -> str:
+    """Render a key path the way it would be written in TOML: ``groups.edge.ports[0]``."""
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            key = step if _BARE_KEY.fullmatch(step) else json.dumps(step)
+            out += f".{key}" if out else key
+    return out
+
+
+def toml_value(value: Any) -> str:
+    """Render an example value as TOML, for hints like ``add image = "nginx:1.27"``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{format_path((k,))} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- hooks
+_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a float"}
 
 
 def _strict(expected: type) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if type(value) is not expected:
-            raise TypeError(f"expected {TYPE_NAMES[expected]}, got {_toml_type(value)}")
+            raise WrongType(_NAMES[expected], value)
         return value
 
     return hook
@@ -63,42 +130,75 @@ def _env_value(value: Any, _: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise TypeError(f"expected a string, got {_toml_type(value)}")
+    raise WrongType("a string", value)
 
 
 def _port(value: Any, _: Any) -> PortBinding:
     if not isinstance(value, str):
-        raise TypeError(f"expected a port string such as '8080:80', got {_toml_type(value)}")
+        raise WrongType("a port string", value, 'quote it and name both ports, e.g. "8080:80"')
     try:
         return parse_port(value)
     except PortSyntaxError as exc:
-        raise SpecValueError(str(exc), exc.hint) from None
+        raise Invalid(str(exc), exc.hint) from None
 
 
 def _sysctl_value(value: Any, _: Any) -> str:
+    if isinstance(value, bool):
+        raise WrongType("an integer or a string", value, "write 1 for true and 0 for false")
+    if isinstance(value, float):
+        raise WrongType("an integer or a string", value,
+                        "write an integer, or the value exactly as the kernel takes it, as a string")
+    if isinstance(value, list):
+        raise WrongType("an integer or a string", value,
+                        'write several values as one string, e.g. "1024 65000"')
+    if isinstance(value, dict):
+        raise WrongType("an integer or a string", value,
+                        'unquoted dots make nested tables: quote the whole name, e.g. '
+                        '"net.core.somaxconn" = 1024')
     try:
-        return normalize_value(value)
+        text = normalize_value(value)
     except TypeError as exc:
-        raise TypeError(str(exc)) from None
+        raise WrongType("an integer or a string", value) from exc
+    if not text:
+        raise Invalid("the value is empty", "give the value to set, e.g. 1024")
+    return text
 
 
 def _restart(value: Any, _: Any) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {_toml_type(value)}")
+        raise WrongType("a string", value)
     if value not in model.RESTART_POLICIES:
-        raise SpecValueError(
-            f"unknown restart policy {value!r}",
-            "use one of: " + ", ".join(model.RESTART_POLICIES),
-        )
+        raise Invalid(f"unknown restart policy {value!r}",
+                      "use one of: " + ", ".join(model.RESTART_POLICIES))
     return value
 
 
-def _is_str_tuple(t: Any) -> bool:
-    return get_origin(t) is tuple and get_args(t)[1:] == (...,)
+def _mapping_of(value_hook: Any) -> Any:
+    """A hook for a table of string keys whose values go through ``value_hook``."""
+
+    def hook(value: Any, _: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise WrongType("a table", value)
+        out: dict[str, str] = {}
+        errors: list[Exception] = []
+        for key, item in value.items():
+            try:
+                out[key] = value_hook(item, None)
+            except (TypeError, ValueError) as exc:  # collected with its key
+                exc.__notes__ = [IterableValidationNote(f"key {key!r}", key, str)]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError("invalid table values", errors, dict)
+        return out
+
+    return hook
 
 
-def _is_dict(t: Any) -> bool:
-    return get_origin(t) is dict
+# Per-attribute value hooks where the model's type (dict[str, str]) is not the whole story.
+_VALUE_HOOKS: dict[tuple[type, str], Any] = {
+    (model.Group, "sysctls"): _sysctl_value,
+    (model.Member, "environment"): _env_value,
+}
 
 
 def _make_converter() -> cattrs.Converter:
@@ -113,7 +213,7 @@ def _make_converter() -> cattrs.Converter:
 
         def hook(value: Any, _: Any) -> Any:
             if not isinstance(value, list):
-                raise TypeError(f"expected an array, got {_toml_type(value)}")
+                raise WrongType("an array", value)
             return inner(value, t)
 
         return hook
@@ -124,54 +224,29 @@ def _make_converter() -> cattrs.Converter:
 
         def hook(value: Any, _: Any) -> Any:
             if not isinstance(value, dict):
-                raise TypeError(f"expected a table, got {_toml_type(value)}")
+                raise WrongType("a table", value)
             return inner(value, t)
 
         return hook
 
-    conv.register_structure_hook_factory(_is_str_tuple, tuple_factory)
-    conv.register_structure_hook_factory(_is_dict, dict_factory)
+    def class_factory(cl: type) -> Any:
+        overrides = {name: override(struct_hook=_mapping_of(h))
+                     for (owner, name), h in _VALUE_HOOKS.items() if owner is cl}
+        inner = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True,
+                                       _cattrs_detailed_validation=True, **overrides)
 
-    # Group.sysctls and Member.environment are dict[str, str] in the model, but their
-    # values are normalized differently: give each attribute its own hook.
-    def group_hook_factory(cl: type) -> Any:
-        from cattrs.gen import make_dict_structure_fn, override
+        def hook(value: Any, _: Any) -> Any:
+            if not isinstance(value, dict):
+                raise WrongType("a table", value)
+            return inner(value, cl)
 
-        overrides: dict[str, Any] = {}
-        if cl is model.Group:
-            overrides["sysctls"] = override(struct_hook=_mapping_of(_sysctl_value))
-        if cl is model.Member:
-            overrides["environment"] = override(struct_hook=_mapping_of(_env_value))
-        return make_dict_structure_fn(
-            cl, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True,
-            **overrides,
-        )
+        return hook
 
     conv.register_structure_hook_factory(
-        lambda t: t in (model.Group, model.Member), group_hook_factory
-    )
+        lambda t: get_origin(t) is tuple and get_args(t)[1:] == (...,), tuple_factory)
+    conv.register_structure_hook_factory(lambda t: get_origin(t) is dict, dict_factory)
+    conv.register_structure_hook_factory(attrs.has, class_factory)
     return conv
-
-
-def _mapping_of(value_hook: Any) -> Any:
-    """A hook for a table of string keys whose values go through ``value_hook``."""
-
-    def hook(value: Any, _: Any) -> dict[str, str]:
-        if not isinstance(value, dict):
-            raise TypeError(f"expected a table, got {_toml_type(value)}")
-        out: dict[str, str] = {}
-        errors: list[Exception] = []
-        for key, item in value.items():
-            try:
-                out[key] = value_hook(item, None)
-            except Exception as exc:  # collected with its key, re-raised as a group
-                exc.__notes__ = [cattrs.errors.IterableValidationNote(f"key {key!r}", key, str)]
-                errors.append(exc)
-        if errors:
-            raise IterableValidationError("invalid table values", errors, dict)
-        return out
-
-    return hook
 
 
 converter = _make_converter()
@@ -182,6 +257,7 @@ def structure(data: dict[str, Any]) -> model.Stack:
     return converter.structure(data, model.Stack)
 
 
+# ------------------------------------------------------------------------- explaining
 def _suggest(key: str, cl: type) -> str:
     fields = [a.name for a in attrs.fields(cl)]
     close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
@@ -190,31 +266,68 @@ def _suggest(key: str, cl: type) -> str:
     return "valid keys here: " + ", ".join(fields)
 
 
-def explain(exc: BaseException, path: Path = ()) -> Iterator[tuple[Path, str, str]]:
-    """Walk a cattrs error tree and yield ``(path, message, hint)`` for each leaf."""
-    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+def _example_hint(field: Optional[attrs.Attribute], path: KeyPath, missing: bool) -> str:
+    """``add image = "nginx:1.27"`` or ``for example: ...``, from the field's metadata."""
+    if field is None or "example" not in field.metadata:
+        return ""
+    kind = _unwrap(field.type)
+    is_entry = bool(path) and path[-1] != field.name
+    if attrs.has(kind) or (is_entry and get_origin(kind) is dict and attrs.has(get_args(kind)[1])):
+        return f"{'add' if missing else 'make it'} a table [{format_path(path)}]"
+    example = f"{field.name} = {toml_value(field.metadata['example'])}"
+    return f"add {example}" if missing else f"for example: {example}"
+
+
+def _unwrap(t: Any) -> Any:
+    """``Optional[X]`` -> ``X``; anything else unchanged."""
+    args = [a for a in get_args(t) if a is not type(None)]
+    return args[0] if get_origin(t) is Union and len(args) == 1 else t
+
+
+def _group_of(path: KeyPath) -> str:
+    return str(path[1]) if len(path) > 1 and path[0] == "groups" else "<group>"
+
+
+def _extra_key(path: KeyPath, key: str, cl: type) -> Issue:
+    where = path + (key,)
+    if cl is model.Member and key in model.GROUP_ONLY_KEYS:
+        why, fix = model.GROUP_ONLY_KEYS[key]
+        return Issue(where, f"{key!r} belongs to the group, not to a member: {why}",
+                     fix.format(group=format_path((_group_of(path),))))
+    if cl is model.Group and key in model.GROUP_UNSUPPORTED_KEYS:
+        why, fix = model.GROUP_UNSUPPORTED_KEYS[key]
+        return Issue(where, f"{key!r} is not supported: {why}", fix)
+    return Issue(where, "unknown key", _suggest(key, cl))
+
+
+def explain(exc: BaseException, path: KeyPath = (),
+            field: Optional[attrs.Attribute] = None) -> Iterator[Issue]:
+    """Walk a cattrs error tree and yield an :class:`Issue` for each leaf.
+
+    ``field`` is the model attribute the current value belongs to, for example hints.
+    Anything that is not a structuring error is a bug, and is re-raised.
+    """
+    if isinstance(exc, ClassValidationError):
         with_notes, without = exc.group_exceptions()
         for sub, note in with_notes:
-            step = note.name if isinstance(exc, ClassValidationError) else note.index
-            yield from explain(sub, path + (step,))
+            sub_field = attrs.fields_dict(exc.cl).get(note.name)
+            yield from explain(sub, path + (note.name,), sub_field)
         for sub in without:
-            yield from explain(sub, path)
+            yield from explain(sub, path, field)
+    elif isinstance(exc, IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            yield from explain(sub, path + (note.index,), field)
+        for sub in without:
+            yield from explain(sub, path, field)
     elif isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
-            if exc.cl is model.Member and key in model.GROUP_ONLY_KEYS:
-                yield (
-                    path + (key,),
-                    f"{key!r} belongs to the group, not to a member: members share the "
-                    "owner's network namespace",
-                    f"move it to the group table [groups.{path[1] if len(path) > 1 else '<group>'}]",
-                )
-            else:
-                yield path + (key,), "unknown key", _suggest(key, exc.cl)
+            yield _extra_key(path, key, exc.cl)
     elif isinstance(exc, KeyError):
-        yield path, "required key is missing", "add it"
-    elif isinstance(exc, SpecValueError):
-        yield path, str(exc), exc.hint
-    elif isinstance(exc, (TypeError, ValueError)):
-        yield path, str(exc), ""
+        yield Issue(path, "required key is missing",
+                    _example_hint(field, path, True) or "add it", missing=True,
+                    fill=field.metadata.get("example") if field is not None else None)
+    elif isinstance(exc, (WrongType, Invalid)):
+        yield Issue(path, str(exc), exc.hint or _example_hint(field, path, False))
     else:
         raise exc

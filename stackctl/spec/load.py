@@ -1,24 +1,31 @@
 """Spec files on disk -> one validated :class:`~stackctl.spec.model.Stack`.
 
-Loading runs in stages, each collecting every problem it finds before stopping, so an
-operator fixes a spec in one round trip: read and parse the TOML files; merge them,
-remembering which file each table came from; substitute ``${VAR}`` from the environment;
-structure with the one converter; apply the cross-field rules. All problems are raised
-together as one :class:`~stackctl.errors.SpecError`, each naming its file and key path.
+Loading runs in stages: read and parse the TOML files; merge them, remembering which file
+each table came from; substitute ``${VAR}`` from the environment; structure with the one
+converter; apply the cross-field rules. A TOML syntax error stops loading (nothing after
+it could be trusted); otherwise every stage runs even when an earlier one found problems,
+setting aside the values it could not use, so an operator sees every problem of a spec
+in one round trip. Problems that merely follow from one already reported (a port that is
+unreadable because its variable is unset) are not repeated. All problems are raised
+together as one :class:`~stackctl.errors.SpecError`, each naming its file and key path,
+in file order and, within a file, in document order.
 """
 
 from __future__ import annotations
 
+import ast
+import copy
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import attrs
 
 from stackctl.errors import Problem, SpecError
 from stackctl.spec import converter as conv
+from stackctl.spec.converter import format_path
 from stackctl.spec.model import Stack
 from stackctl.spec.rules import check
 
@@ -29,20 +36,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 KeyPath = tuple[Union[str, int], ...]
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
-
-
-def format_path(path: KeyPath) -> str:
-    """Render a key path the way it would be written in TOML: ``groups.edge.ports[0]``."""
-    out = ""
-    for step in path:
-        if isinstance(step, int):
-            out += f"[{step}]"
-        else:
-            key = step if _PLAIN_KEY.match(step) else f'"{step}"'
-            out += f".{key}" if out else key
-    return out
+__all__ = ["LoadedSpec", "format_path", "interpolate", "load", "spec_files"]
 
 
 @attrs.frozen
@@ -54,163 +48,426 @@ class LoadedSpec:
     source: str
 
 
+@attrs.frozen
+class _Found:
+    """A problem before it is rendered: ``path`` is None for file-level problems."""
+
+    file: str
+    path: Optional[KeyPath]
+    message: str
+    hint: str
+    where: str = ""  # shown instead of the path, e.g. "line 3, column 5"
+
+    def problem(self) -> Problem:
+        return Problem(self.file, self.where or format_path(self.path or ()), self.message,
+                       self.hint)
+
+
+# ------------------------------------------------------------------------------ files
 def spec_files(path: Union[str, Path]) -> list[Path]:
-    """The files that make up the stack at ``path`` (a file, or a directory's ``*.toml``)."""
+    """The files that make up the stack at ``path``: a file, or a directory's ``*.toml``.
+
+    Hidden files (``.name.toml``) are skipped, as a shell glob would, so an editor's
+    backup does not join the stack.
+    """
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.glob("*.toml") if f.is_file())
+        files = sorted(f for f in p.glob("*.toml") if f.is_file() and not f.name.startswith("."))
         if not files:
             raise SpecError([Problem(str(p), "", "no *.toml spec files in this directory",
-                                     "pass a spec file or a directory holding one")])
+                                     "pass a spec file, or a directory holding *.toml files")])
         return files
     if p.is_file():
         return [p]
     raise SpecError([Problem(str(p), "", "no such file or directory",
-                             "pass a spec file or a directory of *.toml files")])
+                             "pass a spec file, or a directory of *.toml files")])
 
 
+_TOML_HINTS: tuple[tuple[str, str], ...] = (
+    ("Cannot declare", "declare each table once per file, with all its keys under one header"),
+    ("Cannot overwrite a value", "set each key once per file"),
+    ("Invalid value", 'quote strings, e.g. image = "nginx:1.27"'),
+    ("Expected '=' after a key", "write KEY = VALUE; quote a key that contains spaces"),
+    ("Unclosed array", "close the array with ']', and quote each string in it"),
+    ("Unclosed inline table", "close it with '}' on the same line: an inline table "
+                              "cannot span lines; use a [table] header for long ones"),
+    ("Invalid initial character for a key part", "an inline table { ... } must fit on one "
+                                                 "line; use a [table] header for long ones"),
+    ("Unterminated string", "close the string with the quote it was opened with"),
+)
+_TOML_POSITION = re.compile(r"^(.*) \((?:at line (\d+), column (\d+)|at end of document)\)$", re.S)
+_TOML_DECLARE = re.compile(r"^Cannot declare (\(.*\)) twice$")
+
+
+def _syntax_problem(file: str, text: str, exc: tomllib.TOMLDecodeError) -> _Found:
+    """A TOML syntax error, always with a line and column (end of document included)."""
+    match = _TOML_POSITION.match(str(exc))
+    message, line, column = (match.group(1), match.group(2), match.group(3)) if match else (
+        str(exc), None, None)
+    if match and line is None:  # "at end of document": point at the last character
+        lines = text.splitlines() or [""]
+        line, column = str(len(lines)), str(len(lines[-1]) + 1)
+    declared = _TOML_DECLARE.match(message)
+    if declared:
+        try:
+            keys = ast.literal_eval(declared.group(1))
+            message = f"table [{format_path(tuple(keys))}] is declared twice"
+        except (ValueError, SyntaxError):
+            pass
+    hint = next((h for start, h in _TOML_HINTS if message.startswith(start)),
+                "see https://toml.io for the TOML syntax")
+    if message.startswith("table ["):
+        hint = _TOML_HINTS[0][1]
+    where = f"line {line}, column {column}" if line else ""
+    return _Found(file, None, "invalid TOML: " + message[:1].lower() + message[1:], hint, where)
+
+
+def _read(file: Path) -> tuple[Optional[dict[str, Any]], Optional[_Found]]:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        return None, _Found(str(file), None, f"cannot read the file: {exc.strerror}",
+                            "check that it exists and that you may read it")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, _Found(str(file), None, f"not UTF-8 text: the byte at offset {exc.start} "
+                            "is invalid",
+                            "save the file as UTF-8, as TOML requires")
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        return None, _syntax_problem(str(file), text, exc)
+
+
+# ----------------------------------------------------------------------------- merging
 class _Origins:
-    """Which file defined which table, for naming the file in an error."""
+    """Which file defined which table or key, for naming the file in an error."""
 
     def __init__(self, default: str) -> None:
         self.default = default
-        self.by_prefix: dict[KeyPath, str] = {}
+        self.by_path: dict[KeyPath, str] = {}
 
     def set(self, path: KeyPath, file: str) -> None:
-        self.by_prefix.setdefault(path, file)
+        self.by_path.setdefault(path, file)
 
     def file_for(self, path: KeyPath) -> str:
         for n in range(len(path), 0, -1):
-            found = self.by_prefix.get(tuple(path[:n]))
+            found = self.by_path.get(tuple(path[:n]))
             if found:
                 return found
         return self.default
 
 
-def _merge(docs: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], _Origins, list[Problem]]:
-    """Merge parsed files into one document; a table defined twice is a problem."""
-    problems: list[Problem] = []
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _merge(docs: list[tuple[str, dict[str, Any]]], source: str
+           ) -> tuple[dict[str, Any], _Origins, list[_Found]]:
+    """Merge parsed files into one document.
+
+    A group may be split across files (its settings in one, members in others), but each
+    top-level table, group setting and member is defined in exactly one file.
+    """
+    found: list[_Found] = []
     merged: dict[str, Any] = {}
     stack_files = [f for f, d in docs if "stack" in d]
     origins = _Origins(stack_files[0] if stack_files else docs[0][0])
     if not stack_files:
-        names = ", ".join(f for f, _ in docs)
-        problems.append(Problem(names, "stack", "no [stack] table found",
-                                "add [stack] with name = \"...\" to one file"))
+        where = docs[0][0] if len(docs) == 1 else source
+        found.append(_Found(where, None, "no [stack] table" + ("" if len(docs) == 1 else
+                            " in any of the files"),
+                            'add a [stack] table with name = "..."'
+                            + ("" if len(docs) == 1 else " to one of them")))
     for file, doc in docs:
         for key, value in doc.items():
-            if key == "groups" and isinstance(value, dict) and isinstance(merged.get("groups", {}), dict):
-                _merge_groups(merged.setdefault("groups", {}), value, file, origins, problems)
+            if key == "groups" and _is_table(value) and _is_table(merged.get("groups", {})):
                 origins.set(("groups",), file)
+                _merge_groups(merged.setdefault("groups", {}), value, file, origins, found)
             elif key in merged:
-                first = origins.file_for((key,))
-                problems.append(Problem(file, key, f"[{key}] is also defined in {first}",
-                                        "define it in exactly one file"))
+                hint = ("a stack has exactly one [stack] table: keep one" if key == "stack"
+                        else "define it in one file")
+                found.append(_Found(file, (key,),
+                                    f"also defined in {origins.file_for((key,))}", hint))
             else:
                 merged[key] = value
                 origins.set((key,), file)
-    return merged, origins, problems
+    return merged, origins, found
 
 
 def _merge_groups(into: dict[str, Any], groups: dict[str, Any], file: str,
-                  origins: _Origins, problems: list[Problem]) -> None:
+                  origins: _Origins, found: list[_Found]) -> None:
     for gname, gtable in groups.items():
         gpath: KeyPath = ("groups", gname)
-        if not isinstance(gtable, dict) or not isinstance(into.get(gname, {}), dict):
-            if gname in into:
-                problems.append(Problem(file, format_path(gpath),
-                                        f"also defined in {origins.file_for(gpath)}",
-                                        "define each group in one file"))
-            else:
-                into[gname] = gtable
-                origins.set(gpath, file)
+        if gname not in into:
+            into[gname] = gtable if not _is_table(gtable) else {}
+            origins.set(gpath, file)
+            if not _is_table(gtable):
+                continue
+        elif not (_is_table(gtable) and _is_table(into[gname])):
+            found.append(_Found(file, gpath, f"also defined in {origins.file_for(gpath)}",
+                                "define each group in one file"))
             continue
-        target = into.setdefault(gname, {})
-        origins.set(gpath, file)
+        target = into[gname]
         for key, value in gtable.items():
             kpath = gpath + (key,)
-            if key == "members" and isinstance(value, dict) and isinstance(target.get("members", {}), dict):
+            if key == "members" and _is_table(value) and _is_table(target.get("members", {})):
                 members = target.setdefault("members", {})
+                origins.set(kpath, file)
                 for mname, mtable in value.items():
                     mpath = kpath + (mname,)
                     if mname in members:
-                        problems.append(Problem(
-                            file, format_path(mpath),
-                            f"member defined twice: also in {origins.file_for(mpath)}",
-                            "define each member in one file"))
+                        found.append(_Found(file, mpath, f"member {mname!r} is also defined in "
+                                            f"{origins.file_for(mpath)}",
+                                            "define each member in one file"))
                     else:
                         members[mname] = mtable
-                        origins.by_prefix[mpath] = file
+                        origins.by_path[mpath] = file
             elif key in target:
-                problems.append(Problem(
-                    file, format_path(kpath),
-                    f"defined twice: also in {origins.file_for(kpath)}",
-                    "define each group setting in one file"))
+                found.append(_Found(file, kpath, f"also defined in {origins.file_for(kpath)}",
+                                    "set each key of a group in one file"))
             else:
                 target[key] = value
-                origins.by_prefix[kpath] = file
+                origins.by_path[kpath] = file
 
 
-def _interpolate(value: Any, path: KeyPath, env: Mapping[str, str],
-                 unset: list[tuple[KeyPath, str]]) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in string values; ``$$`` is a literal ``$``."""
-    if isinstance(value, str):
-        def repl(m: re.Match[str]) -> str:
-            if m.group(0) == "$$":
-                return "$"
-            name, default = m.group(1), m.group(2)
-            if name in env and (env[name] != "" or default is None):
-                return env[name]
-            if default is not None:
-                return default
-            unset.append((path, name))
+# ----------------------------------------------------------------------- interpolation
+_REFERENCE = re.compile(r"\$(\$|\{[^}]*\}?)")
+_VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.S)
+
+
+def _substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]:
+    """``text`` with ``${VAR}``, ``${VAR:-default}`` and ``$$`` replaced, and its problems.
+
+    A default applies when the variable is unset or empty, as in a POSIX shell. A ``$``
+    not followed by ``{`` or ``$`` is kept as it is.
+    """
+    problems: list[tuple[str, str]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        if ref == "$":
+            return "$"
+        if not ref.endswith("}"):
+            problems.append((f"unterminated variable reference {match.group(0)!r}",
+                             "close it with '}', or write $$ for a literal $"))
             return ""
-        return _VAR.sub(repl, value) if "$" in value else value
+        variable = _VARIABLE.fullmatch(ref[1:-1])
+        if not variable:
+            problems.append((f"cannot read variable reference {match.group(0)!r}",
+                             "write ${NAME} or ${NAME:-default}, or $$ for a literal $"))
+            return ""
+        name, default = variable.group(1), variable.group(2)
+        value = env.get(name)
+        if value is not None and (value != "" or default is None):
+            return value
+        if default is not None:
+            return default
+        problems.append((f"environment variable {name} is not set",
+                         f"export {name}, or give a default: ${{{name}:-value}}"))
+        return ""
+
+    return (_REFERENCE.sub(replace, text) if "$" in text else text), problems
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: KeyPath = ()
+                ) -> tuple[Any, list[tuple[KeyPath, str, str]]]:
+    """Substitute variables in every string value (never in keys) of parsed TOML."""
+    problems: list[tuple[KeyPath, str, str]] = []
+
+    def walk(item: Any, where: KeyPath) -> Any:
+        if isinstance(item, str):
+            text, found = _substitute(item, env)
+            problems.extend((where, message, hint) for message, hint in found)
+            return text
+        if isinstance(item, dict):
+            return {k: walk(v, where + (k,)) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v, where + (i,)) for i, v in enumerate(item)]
+        return item
+
+    return walk(value, path), problems
+
+
+# ------------------------------------------------------------------------- structuring
+_ENTRY_TABLES = {("groups",), ("groups", "*", "members")}
+
+
+def _is_entry(path: KeyPath) -> bool:
+    """Whether ``path`` names a group or a member table (an entry of a table of tables)."""
+    parent = tuple("*" if i == 1 else s for i, s in enumerate(path[:-1]))
+    return parent in _ENTRY_TABLES
+
+
+class _SetAside:
+    """Sets aside the values behind structuring issues, remembering how lists shrank.
+
+    A missing key gets its example value; a bad group or member becomes an empty table
+    (so that ``depends_on`` still finds it); anything else is dropped. Dropping a list
+    element shifts the ones after it, so :meth:`original` maps a path in the shrunk data
+    back to the index the operator wrote.
+    """
+
+    def __init__(self) -> None:
+        self.kept: dict[KeyPath, list[int]] = {}  # list path -> original index of each item
+
+    def apply(self, data: dict[str, Any], issues: list[conv.Issue]) -> bool:
+        """Set aside what ``issues`` name; False when nothing could be, to stop trying."""
+        changed = False
+        dropped: dict[KeyPath, set[int]] = {}
+        for issue in sorted(issues, key=lambda i: len(i.path), reverse=True):
+            if not issue.path:
+                return False
+            *parents, last = issue.path
+            parent: Any = data
+            try:
+                for step in parents:
+                    parent = parent[step]
+                parent[last]
+            except (KeyError, IndexError, TypeError):
+                if issue.missing and isinstance(parent, dict) and issue.fill is not None:
+                    parent[last] = copy.deepcopy(issue.fill)
+                    changed = True
+                continue  # otherwise already set aside with its parent
+            if issue.missing:
+                continue  # present after all: nothing to fill
+            if _is_entry(issue.path) and not _is_table(parent[last]):
+                parent[last] = {}
+            elif isinstance(parent, list) and isinstance(last, int):
+                dropped.setdefault(tuple(parents), set()).add(last)
+            else:
+                del parent[last]
+            changed = True
+        for lpath, indices in dropped.items():
+            items: Any = data
+            for step in lpath:
+                items = items[step]
+            original = self.kept.get(lpath, list(range(len(items))))
+            self.kept[lpath] = [o for i, o in enumerate(original) if i not in indices]
+            items[:] = [v for i, v in enumerate(items) if i not in indices]
+        return changed
+
+    def original(self, path: KeyPath) -> KeyPath:
+        """``path`` in the data as written, before list elements were dropped."""
+        for n in range(len(path) - 1, 0, -1):
+            kept = self.kept.get(path[:n])
+            if kept is not None and isinstance(path[n], int) and path[n] < len(kept):
+                return path[:n] + (kept[path[n]],) + path[n + 1:]
+        return path
+
+
+def _structure(data: dict[str, Any]) -> tuple[Optional[Stack], list[conv.Issue], _SetAside]:
+    """Structure ``data``, setting aside what fails; the issues are those of the first try.
+
+    Later tries only meet the consequences of setting values aside (a required key that
+    had the wrong type is now missing), which are not news to the operator.
+    """
+    data = copy.deepcopy(data)
+    aside = _SetAside()
+    first: Optional[list[conv.Issue]] = None
+    for _ in range(8):
+        try:
+            return conv.structure(data), first or [], aside
+        except Exception as exc:  # cattrs raises exception groups; explain() re-raises bugs
+            issues = list(conv.explain(exc))
+        if first is None:
+            first = issues
+        if not issues or not aside.apply(data, issues):
+            break
+    return None, first or [], aside
+
+
+# ------------------------------------------------------------------------------ loading
+def _positions(value: Any, path: KeyPath = (), out: Optional[dict[KeyPath, int]] = None
+               ) -> dict[KeyPath, int]:
+    """Each key path's rank in document order, for sorting problems as they appear."""
+    out = {} if out is None else out
+    out[path] = len(out)
     if isinstance(value, dict):
-        return {k: _interpolate(v, path + (k,), env, unset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, path + (i,), env, unset) for i, v in enumerate(value)]
-    return value
+        for k, v in value.items():
+            _positions(v, path + (k,), out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _positions(v, path + (i,), out)
+    return out
 
 
-def load(path: Union[str, Path] = ".", env: Mapping[str, str] | None = None) -> LoadedSpec:
+def _ordered(found: list[_Found], docs: list[tuple[str, dict[str, Any]]]) -> list[Problem]:
+    """Problems in file order, then in the order of the keys in that file; each once."""
+    files = [f for f, _ in docs]
+    ranks = {f: _positions(doc) for f, doc in docs}
+
+    def key(item: tuple[int, _Found]) -> tuple[int, int, int]:
+        index, f = item
+        path, rank = f.path or (), ranks.get(f.file, {})
+        position = next((rank[path[:n]] for n in range(len(path), -1, -1) if path[:n] in rank), 0)
+        return (files.index(f.file) if f.file in files else -1), position, index
+
+    problems: list[Problem] = []
+    for _, f in sorted(enumerate(found), key=key):
+        problem = f.problem()
+        if problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _under(path: KeyPath, covered: set[KeyPath]) -> bool:
+    return any(path[: len(c)] == c for c in covered)
+
+
+def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) -> LoadedSpec:
     """Load and validate the stack at ``path``; raise :class:`SpecError` listing every problem."""
     env = os.environ if env is None else env
     files = spec_files(path)
+    names = [str(f) for f in files]
     docs: list[tuple[str, dict[str, Any]]] = []
-    problems: list[Problem] = []
+    unreadable: list[_Found] = []
     for f in files:
-        try:
-            with open(f, "rb") as fh:
-                docs.append((str(f), tomllib.load(fh)))
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(Problem(str(f), "", f"TOML syntax error: {exc}",
-                                    "fix the TOML syntax at that line and column"))
-        except OSError as exc:
-            problems.append(Problem(str(f), "", f"cannot read file: {exc.strerror}"))
-    if problems:
-        raise SpecError(problems)
+        doc, problem = _read(f)
+        if problem:
+            unreadable.append(problem)
+        elif doc is not None:
+            docs.append((str(f), doc))
+    if unreadable:
+        raise SpecError(f.problem() for f in unreadable)
 
-    merged, origins, problems = _merge(docs)
-    unset: list[tuple[KeyPath, str]] = []
-    merged = _interpolate(merged, (), env, unset)
-    for kpath, name in unset:
-        problems.append(Problem(origins.file_for(kpath), format_path(kpath),
-                                f"environment variable {name} is not set",
-                                f"export {name}, or give a default: ${{{name}:-value}}"))
-    if problems:
-        raise SpecError(problems)
+    merged, origins, found = _merge(docs, str(path))
+    covered: set[KeyPath] = set()  # paths whose problems are reported already
+    if not any("stack" in d for _, d in docs):
+        covered.add(("stack",))
+    data, unset = interpolate(merged, env)
+    for kpath, message, hint in unset:
+        found.append(_Found(origins.file_for(kpath), kpath, message, hint))
+        covered.add(kpath)
 
-    try:
-        stack = conv.structure(merged)
-    except Exception as exc:  # cattrs raises exception groups; explain() re-raises bugs
-        raise SpecError(
-            Problem(origins.file_for(p), format_path(p), msg, hint)
-            for p, msg, hint in conv.explain(exc)
-        ) from None
+    def add(kpath: KeyPath, message: str, hint: str) -> None:
+        if not _under(kpath, covered):
+            found.append(_Found(origins.file_for(kpath), kpath, message, hint))
 
-    found = [Problem(origins.file_for(p), format_path(p), msg, hint)
-             for p, msg, hint in check(stack)]
+    stack, issues, aside = _structure(data)
+    for issue in issues:
+        add(issue.path, issue.message, issue.hint)
+    covered.update(issue.path for issue in issues)
+
+    if stack is not None:
+        def locate(other: KeyPath, here: KeyPath) -> str:
+            other, here = aside.original(other), aside.original(here)
+            text, there = format_path(other), origins.file_for(other)
+            return text if there == origins.file_for(here) else f"{text} in {there}"
+
+        for kpath, message, hint in check(stack, locate):
+            add(aside.original(kpath), message, hint)
+
     if found:
-        raise SpecError(found)
-    return LoadedSpec(stack=stack, files=tuple(str(f) for f in files), source=str(path))
+        raise SpecError(_ordered(found, docs))
+    assert stack is not None  # no problem found means it structured
+    return LoadedSpec(stack=stack, files=tuple(names), source=str(path))
+
+
+def problems_of(path: Union[str, Path], env: Optional[Mapping[str, str]] = None) -> Iterator[Problem]:
+    """The problems of the spec at ``path`` (none when it is valid), for tests and tools."""
+    try:
+        load(path, env)
+    except SpecError as exc:
+        yield from exc.problems

@@ -10,8 +10,11 @@ from __future__ import annotations
 import enum
 import re
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+)+$")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+)+")
 
+# The IPC-namespaced sysctls Docker (runc) lets a container set. Other kernel.shm*,
+# kernel.msg* and kernel.sem* names (the *_next_id ones) live in the IPC namespace too,
+# but runc refuses them, so creating the owner would fail.
 IPC_SYSCTLS = frozenset(
     {
         "kernel.msgmax",
@@ -23,6 +26,18 @@ IPC_SYSCTLS = frozenset(
         "kernel.shmmni",
         "kernel.shm_rmid_forced",
     }
+)
+IPC_PREFIXES = ("fs.mqueue.",)
+NET_PREFIX = "net."
+UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
+
+ALLOWED = "net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*"
+
+# Every name a group accepts, for the JSON Schema (ECMAScript regex syntax).
+SCHEMA_NAME_PATTERN = (
+    r"^(?:net(?:\.[A-Za-z0-9_-]+)+|fs\.mqueue(?:\.[A-Za-z0-9_-]+)+|kernel\.(?:"
+    + "|".join(sorted(n.split(".", 1)[1] for n in IPC_SYSCTLS))
+    + "))$"
 )
 
 
@@ -37,11 +52,11 @@ class Namespace(enum.Enum):
 
 def classify(name: str) -> Namespace:
     """Return the namespace that holds ``name``; HOST means it would change the host."""
-    if name.startswith("net."):
+    if name.startswith(NET_PREFIX):
         return Namespace.NET
-    if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+    if name in IPC_SYSCTLS or name.startswith(IPC_PREFIXES):
         return Namespace.IPC
-    if name in ("kernel.hostname", "kernel.domainname"):
+    if name in UTS_SYSCTLS:
         return Namespace.UTS
     return Namespace.HOST
 
@@ -49,27 +64,21 @@ def classify(name: str) -> Namespace:
 def name_problem(name: str) -> tuple[str, str] | None:
     """Why ``name`` cannot be declared on a group, as (message, hint); None if it can."""
     if "/" in name:
-        return (
-            f"sysctl name {name!r} uses slashes",
-            f"write it with dots: {name.replace('/', '.')!r}",
-        )
-    if not NAME_RE.match(name):
-        return (
-            f"{name!r} is not a valid sysctl name",
-            "use the dotted form, e.g. 'net.core.somaxconn'",
-        )
+        return (f"sysctl name {name!r} uses slashes",
+                f"write it with dots: {name.replace('/', '.')!r}")
+    if not NAME_RE.fullmatch(name):
+        return (f"{name!r} is not a valid sysctl name",
+                "use the dotted form of a name under /proc/sys, e.g. 'net.core.somaxconn'")
     kind = classify(name)
     if kind is Namespace.UTS:
-        return (
-            f"{name!r} is in the UTS namespace, which a group does not share",
-            "set the hostname on the owner is not supported; remove it",
-        )
+        return (f"{name!r} is in the UTS namespace, which the members of a group do not share",
+                "remove it: each container keeps its own hostname")
+    if kind is Namespace.HOST and name.startswith(("kernel.shm", "kernel.msg", "kernel.sem")):
+        return (f"{name!r} is not one of the IPC sysctls Docker lets a container set",
+                "use one of: " + ", ".join(sorted(IPC_SYSCTLS)))
     if kind is Namespace.HOST:
-        return (
-            f"{name!r} is not namespaced: writing it would change the whole host",
-            "only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* can be "
-            "set per group; set host-wide settings on the host (sysctl.conf)",
-        )
+        return (f"{name!r} is not namespaced: writing it would change the whole host",
+                f"set it on the host itself, e.g. in /etc/sysctl.d/; a group may set only {ALLOWED}")
     return None
 
 
@@ -77,9 +86,21 @@ def normalize_value(value: object) -> str:
     """Canonical text of a sysctl value, so spec and kernel output compare equal.
 
     ``1024``, ``"1024"`` and the kernel's ``"1024\\t65000"`` style (tab separated,
-    trailing newline) all normalize to single-space separated text.
+    trailing newline) all normalize to single-space separated text. This text is part
+    of the helper's config hash: keep it stable.
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        kind = "a boolean" if isinstance(value, bool) else type(value).__name__
-        raise TypeError(f"expected an integer or a string, got {kind}")
+        raise TypeError(f"expected an integer or a string, got {_kind(value)}")
     return " ".join(str(value).split())
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__

@@ -1,0 +1,283 @@
+"""Property: a stack that was just applied plans as all no-op (no perpetual diff).
+
+Hypothesis generates valid specs (names, ports without host-port clashes, namespaced
+sysctls written as integers or as strings with odd whitespace, environments, commands,
+volumes, restart policies, depends_on DAGs), writes them as TOML with a small emitter,
+loads them with ``stackctl.spec.load``, "applies" them by building the state the engine
+would report (labels carry the config and its hash; live sysctls as the kernel prints them,
+normalized like the engine adapter does), and asserts the plan against that state is empty.
+The same spec written with every table and key in another order must hash identically.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stackfix import converged
+from stackctl.plan import make_plan
+from stackctl.resources import desired
+from stackctl.spec import load
+
+# ------------------------------------------------------------------- a tiny TOML emitter
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _str(s: str, interpolated: bool = True) -> str:
+    """A TOML basic string. ``$`` is doubled in values: the loader reads ``$$`` as ``$``."""
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "$" and interpolated:
+            out.append("$$")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _key(k: str) -> str:
+    return k if _BARE.match(k) else _str(k, interpolated=False)
+
+
+def _value(v: Any, rng: random.Random) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return _str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x, rng) for x in v) + "]"
+    if isinstance(v, dict):
+        items = list(v.items())
+        rng.shuffle(items)
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x, rng)}" for k, x in items) + " }"
+    raise TypeError(type(v))
+
+
+class Inline(dict):
+    """A table the emitter may write inline (``{ a = 1 }``) or as a ``[sub.table]``."""
+
+
+def emit(doc: dict[str, Any], rng: random.Random) -> str:
+    """``doc`` as TOML; ``rng`` decides the order of tables and keys, and inline or not."""
+    lines: list[str] = []
+
+    def table(path: list[str], t: dict[str, Any]) -> None:
+        scalars, subtables = [], []
+        items = list(t.items())
+        rng.shuffle(items)
+        for k, v in items:
+            if isinstance(v, Inline) and (not v or rng.random() < 0.5):
+                scalars.append((k, v))  # an empty table is always written inline
+            elif isinstance(v, dict):
+                subtables.append((k, v))
+            else:
+                scalars.append((k, v))
+        if path and (scalars or not subtables):
+            lines.append("[" + ".".join(_key(p) for p in path) + "]")
+        for k, v in scalars:
+            lines.append(f"{_key(k)} = {_value(v, rng)}")
+        if scalars:
+            lines.append("")
+        for k, v in subtables:
+            table(path + [k], v)
+
+    table([], doc)
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------ strategies
+NAME = st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True)
+IMAGE = st.sampled_from(["pause:3.10", "busybox:1.36", "nginx:1.27", "app", "registry.local:5000/team/app:2.1"])
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+SEP = st.sampled_from([" ", "\t", "  ", " \t", "\t\t"])
+
+
+@st.composite
+def multi(draw: Any, n: int, lo: int = 0, hi: int = 2**31 - 1) -> str:
+    nums = [str(draw(st.integers(lo, hi))) for _ in range(n)]
+    text = nums[0]
+    for x in nums[1:]:
+        text += draw(SEP) + x
+    return draw(st.sampled_from(["", " ", "\t"])) + text + draw(st.sampled_from(["", " ", "\n"]))
+
+
+def single(lo: int, hi: int) -> st.SearchStrategy[Any]:
+    n = st.integers(lo, hi)
+    return st.one_of(n, n.map(str), n.map(lambda x: f" {x}\t"))
+
+
+SYSCTLS: dict[str, st.SearchStrategy[Any]] = {
+    "net.core.somaxconn": single(1, 65535),
+    "net.ipv4.tcp_syncookies": single(0, 2),
+    "net.ipv4.ip_unprivileged_port_start": single(0, 65535),
+    "net.ipv4.ip_local_port_range": multi(2, 1024, 65535),
+    "net.ipv4.tcp_rmem": multi(3, 4096, 2**30),
+    "net.ipv4.ping_group_range": multi(2, 0, 2**31 - 1),
+    "kernel.shmmax": single(0, 2**62),
+    "kernel.shm_rmid_forced": single(0, 1),
+    "kernel.msgmax": single(1, 2**31 - 1),
+    "kernel.sem": multi(4, 0, 32000),
+    "fs.mqueue.msg_max": single(1, 65536),
+}
+
+ENV_VALUE = st.one_of(TEXT, INT64, st.booleans(),
+                      st.floats(allow_nan=False, allow_infinity=False, width=64))
+
+
+@st.composite
+def member_tables(draw: Any, names: list[str]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for i, name in enumerate(names):
+        m: dict[str, Any] = {"image": draw(IMAGE)}
+        if draw(st.booleans()):
+            m["command"] = draw(st.lists(TEXT, max_size=4))
+        if draw(st.booleans()):
+            m["entrypoint"] = draw(st.lists(TEXT, min_size=1, max_size=2))
+        if draw(st.booleans()):
+            m["environment"] = Inline(draw(st.dictionaries(
+                st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), ENV_VALUE, max_size=4)))
+        if draw(st.booleans()):
+            n = draw(st.integers(1, 3))
+            m["volumes"] = [
+                f"{draw(st.sampled_from(['/srv/d' + str(j), 'vol' + str(j), '/var/lib/x' + str(j)]))}"
+                f":/data{j}{draw(st.sampled_from(['', ':ro', ':rw', ':ro,z']))}"
+                for j in range(n)
+            ]
+        if draw(st.booleans()):
+            m["restart"] = draw(st.sampled_from(["no", "always", "unless-stopped", "on-failure"]))
+        if draw(st.booleans()):
+            m["init"] = draw(st.booleans())
+        earlier = names[:i]
+        if earlier and draw(st.booleans()):
+            deps = draw(st.lists(st.sampled_from(earlier), unique=True, max_size=len(earlier)))
+            if deps or draw(st.booleans()):
+                m["depends_on"] = deps
+        members[name] = m
+    return members
+
+
+@st.composite
+def port_text(draw: Any, host_port: int) -> str:
+    container = draw(st.integers(1, 65535))
+    proto = draw(st.sampled_from(["tcp", "udp", "sctp"]))
+    suffix = f"/{proto}" if proto != "tcp" or draw(st.booleans()) else ""
+    ip = draw(st.sampled_from(["", "127.0.0.1:", "0.0.0.0:", "[::1]:"]))
+    return f"{ip}{host_port}:{container}{suffix}"
+
+
+@st.composite
+def specs(draw: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"stack": {"name": draw(st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True))}}
+    if draw(st.booleans()):
+        defaults: dict[str, Any] = {}
+        if draw(st.booleans()):
+            defaults["owner_image"] = draw(IMAGE)
+        if draw(st.booleans()):
+            defaults["owner_command"] = draw(st.lists(TEXT, max_size=3))
+        if draw(st.booleans()):
+            defaults["helper_image"] = draw(IMAGE)
+        doc["defaults"] = defaults
+    gnames = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
+    host_ports = draw(st.lists(st.integers(1, 65535), unique=True, max_size=3 * len(gnames)))
+    groups: dict[str, Any] = {}
+    for i, g in enumerate(gnames):
+        table: dict[str, Any] = {}
+        mine = host_ports[i::len(gnames)]
+        if mine or draw(st.booleans()):
+            table["ports"] = [draw(port_text(p)) for p in mine]
+        keys = draw(st.lists(st.sampled_from(sorted(SYSCTLS)), unique=True, max_size=5))
+        if keys or draw(st.booleans()):
+            table["sysctls"] = Inline({k: draw(SYSCTLS[k]) for k in keys})
+        if draw(st.booleans()):
+            table["owner_image"] = draw(IMAGE)
+        if draw(st.booleans()):
+            table["owner_command"] = draw(st.lists(TEXT, max_size=3))
+        if draw(st.booleans()):
+            table["helper_image"] = draw(IMAGE)
+        mnames = draw(st.lists(NAME, max_size=4, unique=True))
+        if mnames:
+            table["members"] = draw(member_tables(mnames))
+        groups[g] = table
+    doc["groups"] = groups
+    return doc
+
+
+# ----------------------------------------------------------------------------- tests
+def _load(text: str) -> Any:
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "stack.toml"
+        f.write_text(text, encoding="utf-8")
+        return load(f, env={}).stack
+
+
+def _env_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(doc=specs(), seed_a=st.integers(0, 2**32), seed_b=st.integers(0, 2**32))
+def test_applied_stack_plans_no_changes(doc: dict[str, Any], seed_a: int, seed_b: int) -> None:
+    text_a = emit(doc, random.Random(seed_a))
+    stack = _load(text_a)
+
+    # The loader read back what was written ($ escapes, control characters, numbers).
+    for g, table in doc["groups"].items():
+        for m, mt in table.get("members", {}).items():
+            member = stack.groups[g].members[m]
+            assert member.environment == {k: _env_text(v) for k, v in mt.get("environment", {}).items()}, text_a
+            assert member.command == (tuple(mt["command"]) if "command" in mt else None)
+            assert member.entrypoint == (tuple(mt["entrypoint"]) if "entrypoint" in mt else None)
+
+    want = desired(stack)
+    observed = converged(want, stack=stack.name)
+    plan = make_plan(want, observed)
+    assert plan.summary.empty, [(c.address, c.action.value, c.reason) for c in plan.actionable]
+    assert not plan.actionable
+
+    # Written in another order (tables, keys, inline or not), the spec is the same stack:
+    # identical resources and config hashes, and still nothing to do.
+    text_b = emit(doc, random.Random(seed_b))
+    want_b = desired(_load(text_b))
+    assert [(r.address, r.config_hash) for r in want_b] == [(r.address, r.config_hash) for r in want]
+    assert [r.config for r in want_b] == [r.config for r in want]
+    assert make_plan(want_b, observed).summary.empty
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(doc=specs(), seed=st.integers(0, 2**32))
+def test_config_labels_round_trip(doc: dict[str, Any], seed: int) -> None:
+    """What the labels carry reads back equal: the config label is JSON of the config and
+    the hash label hashes it, whatever the spec's values are."""
+    stack = _load(emit(doc, random.Random(seed)))
+    for r in desired(stack):
+        labels = r.labels(stack.name)
+        assert json.loads(labels["stackctl.config"]) == r.config
+        assert labels["stackctl.config-hash"] == r.config_hash
+        assert all(isinstance(v, str) for v in labels.values())
+
+
+def test_emitter_escapes_what_toml_and_interpolation_need() -> None:
+    doc = {"stack": {"name": "s"}, "groups": {"g": {"members": {"m": {
+        "image": "app", "command": ["a\"b", "c\\d", "$HOME", "${X}", "\x00\x7f\n", "é✓"]}}}}}
+    stack = _load(emit(doc, random.Random(0)))
+    assert stack.groups["g"].members["m"].command == ("a\"b", "c\\d", "$HOME", "${X}", "\x00\x7f\n", "é✓")
