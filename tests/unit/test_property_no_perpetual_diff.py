@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -281,3 +282,30 @@ def test_emitter_escapes_what_toml_and_interpolation_need() -> None:
         "image": "app", "command": ["a\"b", "c\\d", "$HOME", "${X}", "\x00\x7f\n", "é✓"]}}}}}
     stack = _load(emit(doc, random.Random(0)))
     assert stack.groups["g"].members["m"].command == ("a\"b", "c\\d", "$HOME", "${X}", "\x00\x7f\n", "é✓")
+
+
+# What the kernel prints back for integer sysctls written as non-canonical text: it parses
+# them with base 0 (kernel/sysctl.c proc_get_long -> strtoul_lenient(p, &p, 0, val)), so
+# "01024" is octal and "0x400" is hex, and it always prints plain decimal.
+KERNEL_ECHO = {"01024": "532", "0x400": "1024"}
+
+
+@pytest.mark.parametrize("text", ["01024", "0x400"])
+def test_non_canonical_integer_text_is_refused_or_converges(text: str) -> None:
+    """``"net.core.somaxconn" = "01024"`` is accepted by the spec, written by the helper,
+    and read back as ``532``: the plan then shows an update on every run (and apply's
+    read-back check fails). Either validation refuses such a value, or the plan is empty
+    once it was applied."""
+    from stackctl.errors import SpecError
+
+    doc = {"stack": {"name": "s"}, "groups": {"g": {"sysctls": Inline({"net.core.somaxconn": text})}}}
+    try:
+        stack = _load(emit(doc, random.Random(0)))
+    except SpecError:
+        return
+    want = desired(stack)
+    observed = converged(want, stack="s")
+    observed = type(observed)(stack="s", containers=observed.containers,
+                              sysctls={"g": {"net.core.somaxconn": KERNEL_ECHO[text]}})
+    plan = make_plan(want, observed)
+    assert plan.summary.empty, [(c.address, c.reason, c.attributes) for c in plan.actionable]
