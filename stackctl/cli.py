@@ -88,6 +88,37 @@ def _engine() -> "Engine":
     return connect()
 
 
+def _images_of(loaded: "Optional[LoadedSpec]", plan: "Optional[Plan]" = None) -> list[str]:
+    """Images a lock container can be made from: the stack's own, which exist locally."""
+    from stackctl.resources import desired
+
+    images: list[str] = []
+    if loaded is not None:
+        for r in desired(loaded.stack):
+            images += [r.config.get("image", ""), r.extra.get("image", "")]
+    if plan is not None:
+        for c in plan.changes:
+            if c.resource is not None:
+                images += [c.resource.config.get("image", ""), c.resource.extra.get("image", "")]
+    return [i for i in dict.fromkeys(images) if i]
+
+
+def _lock(engine: "Engine", stack: str, images: list[str], operation: str, timeout: float) -> Any:
+    """Take the stack lock, waiting up to ``timeout`` seconds for another holder."""
+    import time
+
+    from stackctl.errors import LockError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return engine.lock(stack, images, operation)
+        except LockError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _confirm(out: _Out, question: str, auto_approve: bool) -> bool:
     from stackctl.errors import StackctlError
 
@@ -180,6 +211,16 @@ def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace, out: _Out) -> int:
+    """Print the spec format's JSON Schema, for editors that check TOML against one."""
+    import json
+
+    from stackctl.spec.schema import json_schema
+
+    out.say(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
 def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.plan import file as planfile
     from stackctl.render.human import render_plan
@@ -215,27 +256,30 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
                                 "plan is applied exactly as it was made")
         plan, keys, images = planfile.load(args.path)
         engine = _engine()
-        observed = engine.observe(plan.stack, keys, refresh=True, helper_images=images)
-        if observed.fingerprint() != plan.fingerprint:
-            raise StalePlanError(f"{args.path}: the saved plan is stale: stack {plan.stack!r} "
-                                 "changed on the engine after the plan was made; nothing was "
-                                 "applied (make a new plan)")
-        if plan.summary.empty:
-            out.say("No changes. The saved plan has nothing to do.")
-            return EXIT_OK
-        return _execute(out, engine, plan, args.parallelism, "destroy" if plan.destroy else "apply")
+        with _lock(engine, plan.stack, _images_of(None, plan), "apply", args.lock_timeout):
+            observed = engine.observe(plan.stack, keys, refresh=True, helper_images=images)
+            if observed.fingerprint() != plan.fingerprint:
+                raise StalePlanError(
+                    f"{args.path}: the saved plan is stale: stack {plan.stack!r} changed on "
+                    "the engine after the plan was made; nothing was applied (make a new plan)")
+            if plan.summary.empty:
+                out.say("No changes. The saved plan has nothing to do.")
+                return EXIT_OK
+            return _execute(out, engine, plan, args.parallelism,
+                            "destroy" if plan.destroy else "apply")
 
     loaded = _load(args.path)
     engine = _engine()
-    plan = _make_plan(args, loaded, engine)
-    out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
-    if plan.summary.empty:
-        return EXIT_OK
-    out.say()
-    if not _confirm(out, "Do you want to perform these actions?", args.auto_approve):
-        out.say("Apply cancelled.")
-        return EXIT_ERROR
-    return _execute(out, engine, plan, args.parallelism, "apply")
+    with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
+        plan = _make_plan(args, loaded, engine)
+        out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
+        if plan.summary.empty:
+            return EXIT_OK
+        out.say()
+        if not _confirm(out, "Do you want to perform these actions?", args.auto_approve):
+            out.say("Apply cancelled.")
+            return EXIT_ERROR
+        return _execute(out, engine, plan, args.parallelism, "apply")
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
@@ -244,16 +288,27 @@ def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
     loaded = _load(args.path)
     engine = _engine()
     args.refresh = False  # live sysctls do not matter to a destroy
-    plan = _make_plan(args, loaded, engine, destroy=True)
-    out.say(render_plan(plan, out.colour), end="")
-    if plan.summary.empty:
-        return EXIT_OK
-    out.say()
-    if not _confirm(out, f"Do you really want to destroy every container of stack "
-                         f"{plan.stack!r}?", args.auto_approve):
-        out.say("Destroy cancelled.")
-        return EXIT_ERROR
-    return _execute(out, engine, plan, args.parallelism, "destroy")
+    with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
+        plan = _make_plan(args, loaded, engine, destroy=True)
+        out.say(render_plan(plan, out.colour), end="")
+        if plan.summary.empty:
+            return EXIT_OK
+        out.say()
+        if not _confirm(out, f"Do you really want to destroy every container of stack "
+                             f"{plan.stack!r}?", args.auto_approve):
+            out.say("Destroy cancelled.")
+            return EXIT_ERROR
+        return _execute(out, engine, plan, args.parallelism, "destroy")
+
+
+def cmd_force_unlock(args: argparse.Namespace, out: _Out) -> int:
+    loaded = _load(args.path)
+    engine = _engine()
+    if engine.force_unlock(loaded.stack.name):
+        out.say(f"Released the lock of stack {loaded.stack.name!r}.")
+    else:
+        out.say(f"Stack {loaded.stack.name!r} was not locked.")
+    return EXIT_OK
 
 
 def cmd_graph(args: argparse.Namespace, out: _Out) -> int:
@@ -325,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     path_arg(sp)
     sp.set_defaults(func=cmd_validate)
 
+    sp = sub.add_parser("schema", help="print the JSON Schema of the spec format, for editors")
+    sp.set_defaults(func=cmd_schema)
+
     sp = sub.add_parser("plan", help="show what apply would change, and why")
     path_arg(sp)
     sp.add_argument("--json", action="store_true", help="print the plan as one JSON document")
@@ -343,8 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan_opts(sp)
     sp.set_defaults(func=cmd_apply)
 
+    sp.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                    help="wait this long for another stackctl's lock (default: 0, refuse)")
+
     sp = sub.add_parser("destroy", help="remove every container of the stack")
     path_arg(sp)
+    sp.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                    help="wait this long for another stackctl's lock (default: 0, refuse)")
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--parallelism", type=_positive, default=10, metavar="N",
                     help="at most N operations at once (default: 10)")
@@ -357,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--refresh", type=_bool, default=True, metavar="BOOL",
                     help="read live sysctls from each namespace (default: true)")
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("force-unlock",
+                        help="release a stack lock left behind by a killed stackctl")
+    path_arg(sp)
+    sp.set_defaults(func=cmd_force_unlock)
 
     sp = sub.add_parser("graph", help="print the plan's dependency graph as DOT")
     path_arg(sp)

@@ -78,3 +78,22 @@ def stack_name(docker_client) -> Iterator[str]:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+# ----------------------------------------------------------------- fault counting
+_fault_results: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "fault" in report.keywords and (report.when == "call" or report.outcome != "passed"):
+        if report.when == "call" or report.nodeid not in _fault_results:
+            _fault_results[report.nodeid] = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    if not _fault_results:
+        return
+    survived = sum(1 for o in _fault_results.values() if o == "passed")
+    terminalreporter.write_line(
+        f"fault suite: {len(_fault_results)} faults injected against the real engine, "
+        f"{survived} survived with nothing lost")

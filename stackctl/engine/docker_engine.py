@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from stackctl.errors import EngineError, EngineUnavailable
+from stackctl.errors import EngineError, EngineUnavailable, LockError
 from stackctl.observed import Observed, ObservedContainer
 from stackctl.resources import (
     LABEL_CONFIG,
@@ -38,12 +39,13 @@ from stackctl.spec.sysctls import Namespace, classify, normalize_value
 # Runs inside the helper: write every KEY=VALUE argument, then print KEY=VALUE as the
 # kernel now reports it. Values arrive as arguments, never as shell text.
 WRITE_SCRIPT = (
-    'set -e; for kv in "$@"; do sysctl -w "$kv" >/dev/null; done; '
+    'for kv in "$@"; do err=$(sysctl -w "$kv" 2>&1 >/dev/null) || '
+    '{ printf "the kernel refused %s: %s\\n" "$kv" "${err#sysctl: }" >&2; exit 1; }; done; '
     'for kv in "$@"; do k="${kv%%=*}"; printf "%s=%s\\n" "$k" "$(sysctl -n "$k")"; done'
 )
 READ_SCRIPT = 'for k in "$@"; do printf "%s=%s\\n" "$k" "$(sysctl -n "$k")"; done'
 
-_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+LOCK_ROLE = "lock"
 
 
 def connect(timeout: int = 60) -> "Engine":
@@ -108,6 +110,15 @@ def _actual(role: Optional[Role], d: dict[str, Any]) -> dict[str, Any]:
     return actual
 
 
+def _busy_port(cause: str) -> Optional[str]:
+    """The host address in Docker's "port in use" start errors, or None for others."""
+    m = re.search(r"listen (tcp|udp|sctp)[46]? (\S+?): bind: address already in use", cause)
+    if m:
+        return f"{m.group(2)}/{m.group(1)}"
+    m = re.search(r"Bind for (\S+) failed: port is already allocated", cause)
+    return m.group(1) if m else None
+
+
 def _restart_policy(name: str) -> Optional[dict[str, Any]]:
     if name == "no":
         return None
@@ -134,7 +145,9 @@ class Engine:
             self.calls += 1
             listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
             with ThreadPoolExecutor(max_workers=8) as pool:
-                details = list(pool.map(self._inspect_quiet, [c["Id"] for c in listed]))
+                details = list(pool.map(self._inspect_quiet, [
+                    c["Id"] for c in listed
+                    if (c.get("Labels") or {}).get(LABEL_ROLE) != LOCK_ROLE]))
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
         found = [self._to_observed(d) for d in details if d is not None]
@@ -285,9 +298,11 @@ class Engine:
                 self.api.remove_container(cid, force=True)
             except docker.errors.APIError:
                 pass
-            if "address already in use" in cause or "port is already allocated" in cause:
-                raise EngineError(f"{name}: a published host port is already in use on this "
-                                  f"host ({cause})") from None
+            busy = _busy_port(cause)
+            if busy:
+                raise EngineError(f"{name}: cannot publish host port {busy}: it is already in "
+                                  "use on this host (stop what listens there, or publish "
+                                  "another host port)") from None
             raise EngineError(f"{name}: start failed: {cause}") from None
         return cid
 
@@ -376,6 +391,74 @@ class Engine:
         except docker.errors.APIError as exc:
             raise EngineError(f"{name}: restart failed: {_explain(exc)}") from None
 
+    # ------------------------------------------------------------------ lock
+    def lock(self, stack: str, images: Iterable[str], operation: str) -> "StackLock":
+        """Take the stack's lock, held on the engine so it spans processes and machines.
+
+        The lock is a container that is created and never started: the engine creates a
+        container name atomically, so two stackctl processes (on any machines sharing the
+        engine) cannot both hold it. Its labels say who holds it, since when, for what.
+        """
+        name = f"{stack}-stackctl-lock"
+        holder = f"{os.getpid()}@{socket.gethostname()}"
+        labels = {LABEL_STACK: stack, LABEL_ROLE: LOCK_ROLE, "stackctl.lock.holder": holder,
+                  "stackctl.lock.operation": operation,
+                  "stackctl.lock.since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        image = self._any_local_image(images)
+        try:
+            self.calls += 1
+            cid = self.api.create_container(image, command=["stackctl-lock"], name=name,
+                                            labels=labels, network_disabled=True)["Id"]
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise EngineError(f"{name}: cannot take the stack lock: {_explain(exc)}") from None
+            raise LockError(self._lock_message(stack, name)) from None
+        return StackLock(self, cid, name)
+
+    def _any_local_image(self, preferred: Iterable[str]) -> str:
+        for image in preferred:
+            try:
+                self.api.inspect_image(image)
+                return image
+            except docker.errors.APIError:
+                continue
+        local = [t for img in self.api.images() for t in (img.get("RepoTags") or []) if t != "<none>:<none>"]
+        if not local:
+            raise EngineError("cannot take the stack lock: the engine has no image at all "
+                              "to create the lock container from")
+        return local[0]
+
+    def _lock_message(self, stack: str, name: str) -> str:
+        try:
+            labels = self.api.inspect_container(name)["Config"].get("Labels") or {}
+        except docker.errors.NotFound:
+            return f"stack {stack!r} was locked a moment ago; try again"
+        holder = labels.get("stackctl.lock.holder", "?")
+        since = labels.get("stackctl.lock.since", "?")
+        op = labels.get("stackctl.lock.operation", "?")
+        text = (f"stack {stack!r} is locked by another stackctl ({op} by {holder}, since "
+                f"{since}); wait for it to finish")
+        pid, _, host = holder.partition("@")
+        if host == socket.gethostname() and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            text += (f". Process {pid} no longer runs on this host: if no other stackctl is at "
+                     f"work, release the lock with `stackctl force-unlock PATH`")
+        else:
+            text += (" (if its process was killed, release the lock with `stackctl "
+                     "force-unlock PATH`)")
+        return text
+
+    def force_unlock(self, stack: str) -> bool:
+        """Release a lock left behind by a killed process; False when there was none."""
+        name = f"{stack}-stackctl-lock"
+        try:
+            labels = self.api.inspect_container(name)["Config"].get("Labels") or {}
+        except docker.errors.NotFound:
+            return False
+        if labels.get(LABEL_STACK) != stack or labels.get(LABEL_ROLE) != LOCK_ROLE:
+            raise EngineError(f"{name}: not a stackctl lock of stack {stack!r}; not touched")
+        self.api.remove_container(name, force=True)
+        return True
+
     def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
         """Mend what can be changed on a live container: its name and restart policy."""
         self._owned(stack, cid, name)
@@ -419,3 +502,22 @@ class Engine:
             raise EngineError(f"{name}: refusing to touch a container without the label "
                               f"{LABEL_STACK}={stack}")
         return d
+
+
+class StackLock:
+    """A held stack lock; release it with ``with`` or :meth:`release`."""
+
+    def __init__(self, engine: Engine, cid: str, name: str) -> None:
+        self.engine, self.cid, self.name = engine, cid, name
+
+    def release(self) -> None:
+        try:
+            self.engine.api.remove_container(self.cid, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def __enter__(self) -> "StackLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
