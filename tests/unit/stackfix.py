@@ -17,9 +17,13 @@ from typing import Any, Iterable, Optional
 
 import attrs
 
+from docker.utils import convert_port_bindings  # pure conversion; no engine involved
+
+from stackctl.engine.docker_engine import _actual
 from stackctl.observed import Observed, ObservedContainer
 from stackctl.resources import LABEL_CONFIG, LABEL_HASH, Resource, Role, desired
 from stackctl.spec import load
+from stackctl.spec.ports import parse_port
 from stackctl.spec.sysctls import normalize_value
 
 BASE_SPEC = """
@@ -72,6 +76,19 @@ def kernel_print(value: str) -> str:
     return "\t".join(value.split()) + "\n"
 
 
+def engine_actual(r: Resource) -> dict[str, Any]:
+    """``ObservedContainer.actual`` as the adapter reads it back from ``inspect``: the image
+    as created, and the owner's PortBindings as docker-py sent them (the daemon keeps them)."""
+    ports: dict[str, list[Any]] = {}
+    for text in r.config.get("ports", []):  # the mapping Engine.create_owner builds
+        p = parse_port(text)
+        ports.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+            (p.host_ip, p.host_port) if p.host_ip else p.host_port)
+    inspect = {"Config": {"Image": r.config.get("image")},
+               "HostConfig": {"PortBindings": convert_port_bindings(ports)}}
+    return _actual(r.role, inspect)
+
+
 def observed_container(stack: str, r: Resource, *, started_at: int,
                        network_container: Optional[str] = None, **over: Any) -> ObservedContainer:
     """What the engine reports for a container created from ``r``: config from the labels."""
@@ -81,6 +98,7 @@ def observed_container(stack: str, r: Resource, *, started_at: int,
         config_hash=labels[LABEL_HASH], config=json.loads(labels[LABEL_CONFIG]),
         status="running", exit_code=0, started_at=started_at,
         network_container=network_container, restart_policy=r.restart,
+        actual=engine_actual(r),
     )
     fields.update(over)
     return ObservedContainer(**fields)
