@@ -161,7 +161,34 @@ def _sysctl_value(value: Any, _: Any) -> str:
         raise WrongType("an integer or a string", value) from exc
     if not text:
         raise Invalid("the value is empty", "give the value to set, e.g. 1024")
+    for token in text.split():
+        _check_decimal(token)
     return text
+
+
+_NON_DECIMAL = re.compile(r"[+-]?(0[xX][0-9a-fA-F]+|0[0-9]+|\+[0-9]+)")
+
+
+def _check_decimal(token: str) -> None:
+    """Refuse numbers the kernel would read back differently from how they are written.
+
+    The kernel parses integer sysctls with base 0 (``01024`` is octal, ``0x400`` hex) and
+    prints them in plain decimal, so such a value would never compare equal to the live
+    one: every plan would show a change.
+    """
+    if not _NON_DECIMAL.fullmatch(token):
+        return
+    sign, digits = ("-" if token.startswith("-") else ""), token.lstrip("+-")
+    message = f"{token!r} is not a plain decimal number"
+    if digits[1:2] in ("x", "X"):
+        raise Invalid(message, f"the kernel would read it as hex: write {sign}{int(digits, 16)}")
+    if token.startswith("+"):
+        raise Invalid(message, f"drop the '+': write {digits}")
+    plain = digits.lstrip("0") or "0"
+    if set(digits) <= set("01234567"):
+        raise Invalid(message, f"the kernel would read it as octal, that is {sign}"
+                               f"{int(digits, 8)}: write {sign}{plain} without the leading zero")
+    raise Invalid(message, f"write {sign}{plain} without the leading zero")
 
 
 def _restart(value: Any, _: Any) -> str:

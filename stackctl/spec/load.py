@@ -19,7 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import attrs
 
@@ -94,6 +94,8 @@ _TOML_HINTS: tuple[tuple[str, str], ...] = (
     ("Invalid initial character for a key part", "an inline table { ... } must fit on one "
                                                  "line; use a [table] header for long ones"),
     ("Unterminated string", "close the string with the quote it was opened with"),
+    ("Expected ']' at the end of a table", "close the table header with ']'"),
+    ("Expected ']]' at the end of an array", "close the header with ']]'"),
 )
 _TOML_POSITION = re.compile(r"^(.*) \((?:at line (\d+), column (\d+)|at end of document)\)$", re.S)
 _TOML_DECLARE = re.compile(r"^Cannot declare (\(.*\)) twice$")
@@ -463,11 +465,3 @@ def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) 
         raise SpecError(_ordered(found, docs))
     assert stack is not None  # no problem found means it structured
     return LoadedSpec(stack=stack, files=tuple(names), source=str(path))
-
-
-def problems_of(path: Union[str, Path], env: Optional[Mapping[str, str]] = None) -> Iterator[Problem]:
-    """The problems of the spec at ``path`` (none when it is valid), for tests and tools."""
-    try:
-        load(path, env)
-    except SpecError as exc:
-        yield from exc.problems
