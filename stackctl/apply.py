@@ -14,6 +14,7 @@ import time
 from typing import Callable, Optional, Protocol
 
 import attrs
+import networkx as nx
 
 from stackctl.errors import ApplyError, EngineError
 from stackctl.executor import run_dag
@@ -60,15 +61,19 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
     have = set(steps)
     edges: list[tuple[Step, Step, bool]] = []
     forward = {"create", "update", "restart"}
-    for dep, dependent in plan.edges:
-        if dep not in by_addr and dependent not in by_addr:
-            continue
-        for a in forward:
-            for b in forward:
-                if (a, dep) in have and (b, dependent) in have:
-                    edges.append(((a, dep), (b, dependent), True))
-        if ("destroy", dependent) in have and ("destroy", dep) in have:
-            edges.append((("destroy", dependent), ("destroy", dep), True))
+    # Order holds through resources that do not change (a -> b -> c with only a and c
+    # changing still orders a before c): link each change to its changing descendants.
+    graph = plan.graph()
+    for dep in by_addr:
+        for dependent in nx.descendants(graph, dep) if dep in graph else ():
+            if dependent not in by_addr:
+                continue
+            for a in forward:
+                for b in forward:
+                    if (a, dep) in have and (b, dependent) in have:
+                        edges.append(((a, dep), (b, dependent), True))
+            if ("destroy", dependent) in have and ("destroy", dep) in have:
+                edges.append((("destroy", dependent), ("destroy", dep), True))
     for s in steps:
         if s[0] == "destroy":
             edges.append((s, _BARRIER, False))

@@ -38,14 +38,17 @@ def run_dag(
     """
     nodes = list(dict.fromkeys(nodes))
     preds: dict[N, dict[N, bool]] = {n: {} for n in nodes}
-    succs: dict[N, list[N]] = {n: [] for n in nodes}
     for before, after, required in edges:
         if before in preds and after in preds:
             preds[after][before] = preds[after].get(before, False) or required
+    succs: dict[N, list[N]] = {n: [] for n in nodes}
+    for after, before_map in preds.items():
+        for before in before_map:
             succs[before].append(after)
     waiting = {n: len(p) for n, p in preds.items()}
     outcome: Outcome[N] = Outcome()
-    root: dict[N, N] = {}  # failed-or-skipped node -> root cause
+    root: dict[N, N] = {}  # failed-or-skipped node -> the failed node at the root
+    cancelled: set[N] = set()
     ready = [n for n in nodes if waiting[n] == 0]
     running: dict[Future[None], N] = {}
 
@@ -64,9 +67,10 @@ def run_dag(
                     root[node] = root[blocked[0]]
                     outcome.skipped[node] = root[blocked[0]]
                     settle(node)
-                elif stop is not None and stop.is_set():
+                elif (stop is not None and stop.is_set()) or any(p in cancelled for p in preds[node]):
+                    # Not started because of the stop; that is not a failure to blame.
+                    cancelled.add(node)
                     outcome.cancelled.append(node)
-                    root[node] = node
                     settle(node)
                 elif len(running) < max(1, parallelism):
                     running[pool.submit(fn, node)] = node

@@ -89,7 +89,8 @@ class Resource:
 
 
 def desired(stack: Stack) -> list[Resource]:
-    """Every resource the stack declares, owners first, members in dependency order."""
+    """Every resource the stack declares, sorted by group then name; each group's owner
+    comes first. Order between members is carried by ``depends_on``, not by position."""
     out: list[Resource] = []
     for gname, group in sorted(stack.groups.items()):
         owner_addr = address(Role.OWNER, gname)

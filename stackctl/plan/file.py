@@ -43,14 +43,16 @@ def is_plan_file(path: Union[str, Path]) -> bool:
 def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, str]]:
     try:
         doc = json.loads(Path(path).read_text())
-        if doc.get("kind") != KIND:
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
             raise ValueError("not a stackctl plan file")
+        if not isinstance(doc.get("plan"), dict) or not isinstance(doc.get("observe"), dict):
+            raise ValueError("the file is not a whole stackctl plan")
         version = doc["plan"].get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"plan format {version!r}; this stackctl reads {FORMAT_VERSION!r}")
         plan = _conv.structure(doc["plan"], Plan)
         observe = doc["observe"]
         return plan, observe["sysctl_keys"], observe["helper_images"]
-    except (OSError, ValueError, KeyError, TypeError, cattrs.BaseValidationError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, cattrs.BaseValidationError) as exc:
         raise PlanError(f"{path}: cannot read saved plan: {exc} (make a new one with "
                         "`stackctl plan --out FILE`)") from None

@@ -137,6 +137,9 @@ class _Planner:
         if owner.action is Action.RESTART:
             return self._change(r, None, Action.UPDATE, "the owner restarts: sysctls are "
                                 "written again and read back", cause=owner_addr)
+        if r.address in self.replace:
+            return self._change(r, None, Action.UPDATE, "rewrite requested with --replace: "
+                                "sysctls are written again and read back")
         if live is None:
             return self._change(r, None, Action.NOOP, "")
         before = {"sysctls": dict(live)}
@@ -227,22 +230,38 @@ def _edges(desired: list[Resource], changes: list[Change], observed: Observed) -
     return sorted(set(edges))
 
 
+_DISRUPTIVE = (Action.CREATE, Action.REPLACE, Action.RESTART, Action.DELETE)
+
+
 def _restrict(changes: list[Change], edges: list[tuple[str, str]], targets: set[str]) -> list[Change]:
-    """Keep the targets, what they depend on, and what a target's change drags along."""
+    """Keep the targets and everything needed to change them safely.
+
+    A kept create, update or restart needs what it depends on (ancestors); a kept delete
+    needs what depends on it to go first (descendants). Anything downstream of a kept
+    disruptive change that has a change of its own is dragged along: a member must not
+    be left in a namespace its owner is leaving.
+    """
     g: nx.DiGraph[str] = nx.DiGraph(edges)
     g.add_nodes_from(c.address for c in changes)
-    unknown = targets - set(g.nodes)
+    unknown = targets - {c.address for c in changes}
     if unknown:
         raise PlanError(f"--target {', '.join(sorted(unknown))}: no such address in this "
                         "stack (addresses look like owner.GROUP, helper.GROUP, member.GROUP.NAME)")
-    keep = set(targets)
-    for t in targets:
-        keep |= nx.ancestors(g, t)
-    grew = True
-    while grew:
-        dragged = {c.address for c in changes if c.cause in keep and c.action is not Action.NOOP}
-        grew = not dragged <= keep
-        keep |= dragged
+    by_addr = {c.address: c for c in changes}
+    keep: set[str] = set()
+    todo = set(targets)
+    while todo:
+        addr = todo.pop()
+        keep.add(addr)
+        change = by_addr.get(addr)
+        if change is None:
+            continue
+        related = nx.descendants(g, addr) if change.action is Action.DELETE else nx.ancestors(g, addr)
+        if change.action in _DISRUPTIVE:
+            related |= {d for d in nx.descendants(g, addr)
+                        if d in by_addr and by_addr[d].action is not Action.NOOP}
+        related |= {c.address for c in changes if c.cause == addr and c.action is not Action.NOOP}
+        todo |= related - keep
     return [c for c in changes if c.address in keep]
 
 
@@ -257,8 +276,13 @@ def make_plan(desired: list[Resource], observed: Observed, *, destroy: bool = Fa
     planner = _Planner([] if destroy else desired, observed, replace)
     changes = planner.run()
     if destroy:
+        owners = {c.group: c.address for c in observed.containers if c.role is Role.OWNER}
+        groups = {c.address: c.group for c in observed.containers}
         changes = [Change(address=c.address, action=Action.DELETE, reason="destroy requested",
-                          before=c.before, container_id=c.container_id, container_name=c.container_name)
+                          before=c.before, container_id=c.container_id,
+                          container_name=c.container_name,
+                          cause=None if c.address.startswith("owner.")
+                          else owners.get(groups.get(c.address, "")))
                    for c in changes]
     edges = _edges(desired, changes, observed)
     if targets:

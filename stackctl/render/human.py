@@ -112,6 +112,9 @@ def render_plan(plan: Plan, colour: bool = False, refreshed: Optional[bool] = Tr
         seen.add((sym, legend[a]))
         out.append(f"  {style(sym, sym)} {legend[a]}")
     out.append("")
+    if refreshed is False:
+        out.append("(live sysctls were not read: --refresh=false)")
+        out.append("")
     out.append(f"stackctl will perform the following actions on stack {plan.stack!r}:")
     out.append("")
     for c in changes:
