@@ -106,8 +106,8 @@ def _syntax_problem(file: str, text: str, exc: tomllib.TOMLDecodeError) -> _Foun
     match = _TOML_POSITION.match(str(exc))
     message, line, column = (match.group(1), match.group(2), match.group(3)) if match else (
         str(exc), None, None)
-    if match and line is None:  # "at end of document": point at the last character
-        lines = text.splitlines() or [""]
+    if match and line is None:  # "at end of document": point just after the last character
+        lines = text.rstrip().splitlines() or [""]
         line, column = str(len(lines)), str(len(lines[-1]) + 1)
     declared = _TOML_DECLARE.match(message)
     if declared:

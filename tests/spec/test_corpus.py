@@ -114,3 +114,16 @@ def test_the_example_specs_validate(spec: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Success!"), result.stdout
     assert result.stderr == ""
+
+
+GOOD = Path(__file__).resolve().parent / "good"
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in GOOD.iterdir()))
+def test_the_good_corpus_validates_with_an_empty_environment(spec: str) -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
+           "DOCKER_HOST": NO_ENGINE}
+    result = subprocess.run([sys.executable, "-m", "stackctl", "validate", spec], cwd=GOOD,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
