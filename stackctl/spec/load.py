@@ -36,7 +36,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 KeyPath = tuple[Union[str, int], ...]
 
-__all__ = ["LoadedSpec", "format_path", "interpolate", "load", "spec_files"]
+__all__ = ["LoadedSpec", "format_path", "interpolate", "load", "spec_files", "validate_documents"]
 
 
 @attrs.frozen
@@ -420,9 +420,7 @@ def _under(path: KeyPath, covered: set[KeyPath]) -> bool:
 
 def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) -> LoadedSpec:
     """Load and validate the stack at ``path``; raise :class:`SpecError` listing every problem."""
-    env = os.environ if env is None else env
     files = spec_files(path)
-    names = [str(f) for f in files]
     docs: list[tuple[str, dict[str, Any]]] = []
     unreadable: list[_Found] = []
     for f in files:
@@ -433,8 +431,20 @@ def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) 
             docs.append((str(f), doc))
     if unreadable:
         raise SpecError(f.problem() for f in unreadable)
+    stack = validate_documents(docs, os.environ if env is None else env, str(path))
+    return LoadedSpec(stack=stack, files=tuple(str(f) for f in files), source=str(path))
 
-    merged, origins, found = _merge(docs, str(path))
+
+def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str, str],
+                       source: str = "") -> Stack:
+    """Parsed spec files ``(name, TOML document)`` -> a validated :class:`Stack`.
+
+    Raises :class:`SpecError` with every problem found; never anything else on bad input.
+    """
+    if not docs:
+        raise SpecError([Problem(source, "", "no spec files", "pass a spec file, or a "
+                                 "directory of *.toml files")])
+    merged, origins, found = _merge(docs, source or (docs[0][0] if docs else ""))
     covered: set[KeyPath] = set()  # paths whose problems are reported already
     if not any("stack" in d for _, d in docs):
         covered.add(("stack",))
@@ -464,4 +474,4 @@ def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) 
     if found:
         raise SpecError(_ordered(found, docs))
     assert stack is not None  # no problem found means it structured
-    return LoadedSpec(stack=stack, files=tuple(names), source=str(path))
+    return stack
