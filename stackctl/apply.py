@@ -14,7 +14,6 @@ import time
 from typing import Callable, Optional, Protocol
 
 import attrs
-import networkx as nx
 
 from stackctl.errors import ApplyError, EngineError
 from stackctl.executor import run_dag
@@ -63,6 +62,8 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
     forward = {"create", "update", "restart"}
     # Order holds through resources that do not change (a -> b -> c with only a and c
     # changing still orders a before c): link each change to its changing descendants.
+    import networkx as nx
+
     graph = plan.graph()
     for dep in by_addr:
         for dependent in nx.descendants(graph, dep) if dep in graph else ():

@@ -315,6 +315,16 @@ class Engine:
         if host_wide:
             raise EngineError(f"{r.name}: refusing to write sysctls that are not namespaced: "
                               + ", ".join(host_wide))
+        if self.nsenter:
+            # A new owner already has its sysctls (Docker writes them at creation): on a
+            # local engine, reading them back costs ~2 ms where a helper run costs ~120.
+            try:
+                pid = int(self.api.inspect_container(r.extra["owner"])["State"]["Pid"] or 0)
+            except docker.errors.APIError:
+                pid = 0
+            live = self.read_sysctls(r.extra["owner"], pid, sorted(sysctls), "")
+            if live == sysctls:
+                return live
         values = self._run_helper(r.name, r.extra["owner"], r.extra["image"], WRITE_SCRIPT,
                                   [f"{k}={v}" for k, v in sysctls.items()],
                                   labels=r.labels(stack), write=True)

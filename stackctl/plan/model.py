@@ -8,12 +8,14 @@ of them force a replacement. The applier executes a Plan and decides nothing its
 from __future__ import annotations
 
 import enum
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
-import networkx as nx
 
 from stackctl.resources import Resource
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 FORMAT_VERSION = "1"
 
@@ -82,6 +84,8 @@ class Plan:
     format_version: str = FORMAT_VERSION
 
     def graph(self) -> "nx.DiGraph[str]":
+        import networkx as nx  # imported on use: it costs ~100 ms of start-up
+
         g: nx.DiGraph[str] = nx.DiGraph()
         for change in self.changes:
             g.add_node(change.address, action=change.action.value)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-import networkx as nx
-
 from stackctl.errors import PlanError
 from stackctl.observed import Observed, ObservedContainer
 from stackctl.plan.model import Action, AttributeChange, Change, Plan
@@ -241,6 +239,8 @@ def _restrict(changes: list[Change], edges: list[tuple[str, str]], targets: set[
     disruptive change that has a change of its own is dragged along: a member must not
     be left in a namespace its owner is leaving.
     """
+    import networkx as nx  # only --target needs graph walks; keep plain plans fast to start
+
     g: nx.DiGraph[str] = nx.DiGraph(edges)
     g.add_nodes_from(c.address for c in changes)
     unknown = targets - {c.address for c in changes}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 from stackctl.spec.model import Group, Stack
 from stackctl.spec.ports import PortBinding
@@ -212,23 +213,26 @@ def _depends_on(stack: Stack, gname: str, group: Group, mname: str,
 
 def _members(stack: Stack) -> Iterator[Found]:
     for gname, group in stack.groups.items():
-        graph: nx.DiGraph = nx.DiGraph()
+        edges: list[tuple[str, str]] = []
         for mname, member in group.members.items():
             mpath: KeyPath = ("groups", gname, "members", mname)
-            graph.add_node(mname)
             yield from _volumes(member.volumes, mpath)
             for key in member.environment:
                 if not key or "=" in key:
                     yield (mpath + ("environment", key), f"invalid variable name {key!r}",
                            "variable names cannot be empty or contain '='")
             yield from _depends_on(stack, gname, group, mname, member.depends_on)
-            graph.add_edges_from((mname, d) for d in member.depends_on
-                                 if d in group.members and d != mname)
-        yield from _cycles(gname, group, graph)
+            edges += [(mname, d) for d in member.depends_on if d in group.members and d != mname]
+        if edges:  # networkx costs ~100 ms to import: only when there is a graph to check
+            import networkx as nx
+
+            yield from _cycles(gname, group, nx.DiGraph(edges))
 
 
 def _cycles(gname: str, group: Group, graph: nx.DiGraph) -> Iterator[Found]:
     """One cycle per strongly connected component: bounded, however tangled the graph."""
+    import networkx as nx
+
     components = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
     for component in sorted(components):
         start = component[0]
