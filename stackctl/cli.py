@@ -246,7 +246,7 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
-    from stackctl.errors import StackctlError, StalePlanError
+    from stackctl.errors import StackctlError
     from stackctl.plan import file as planfile
     from stackctl.render.human import render_plan
 
@@ -258,10 +258,7 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
         engine = _engine()
         with _lock(engine, plan.stack, _images_of(None, plan), "apply", args.lock_timeout):
             observed = engine.observe(plan.stack, keys, refresh=True, helper_images=images)
-            if observed.fingerprint() != plan.fingerprint:
-                raise StalePlanError(
-                    f"{args.path}: the saved plan is stale: stack {plan.stack!r} changed on "
-                    "the engine after the plan was made; nothing was applied (make a new plan)")
+            planfile.check_current(args.path, plan, observed)
             if plan.summary.empty:
                 out.say("No changes. The saved plan has nothing to do.")
                 return EXIT_OK

@@ -14,7 +14,8 @@ from typing import Any, Union
 
 import cattrs
 
-from stackctl.errors import PlanError
+from stackctl.errors import PlanError, StalePlanError
+from stackctl.observed import Observed
 from stackctl.plan.model import FORMAT_VERSION, Plan
 
 KIND = "stackctl-plan"
@@ -56,3 +57,22 @@ def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, 
     except (OSError, ValueError, KeyError, TypeError, AttributeError, cattrs.BaseValidationError) as exc:
         raise PlanError(f"{path}: cannot read saved plan: {exc} (make a new one with "
                         "`stackctl plan --out FILE`)") from None
+
+
+def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> None:
+    """Refuse a saved plan unless the engine is exactly as it was when the plan was made.
+
+    Also refuse a plan naming a container this stack does not have: the fingerprint covers
+    the observed state, and this covers the plan's own references, so an edited plan file
+    cannot point stackctl at a container without this stack's label.
+    """
+    if observed.fingerprint() != plan.fingerprint:
+        raise StalePlanError(
+            f"{path}: the saved plan is stale: stack {plan.stack!r} changed on the engine "
+            "after the plan was made; nothing was applied (make a new plan)")
+    ours = {c.id for c in observed.containers}
+    foreign = sorted({c.container_id for c in plan.changes if c.container_id} - ours)
+    if foreign:
+        raise PlanError(f"{path}: the plan names containers that are not part of stack "
+                        f"{plan.stack!r} ({', '.join(f[:12] for f in foreign)}); nothing was "
+                        "applied")

@@ -154,3 +154,25 @@ def test_is_plan_file_distinguishes_spec_from_plan(tmp_path) -> None:
     padded.write_text("\n  " + plan_f.read_text())
     assert planfile.is_plan_file(padded)
     assert planfile.load(padded)[0] == planfile.load(plan_f)[0]
+
+
+def test_check_current_refuses_stale_and_foreign_plans(tmp_path) -> None:
+    from stackctl.errors import StalePlanError
+    from stackctl.plan.model import Change
+
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    plan = make_plan(want, obs, destroy=True)
+    planfile.check_current("p", plan, obs)  # fresh and ours: accepted
+
+    moved = evolve(obs, "member.edge.web", status="exited")
+    with pytest.raises(StalePlanError, match="stale"):
+        planfile.check_current("p", plan, moved)
+
+    import attrs
+
+    forged = attrs.evolve(plan, changes=plan.changes + (
+        Change(address="member.edge.x", action=plan.changes[0].action, container_id="f" * 64,
+               container_name="someone-else"),))
+    with pytest.raises(PlanError, match="not part of stack 'shop'"):
+        planfile.check_current("p", forged, obs)
