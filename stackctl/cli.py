@@ -201,6 +201,21 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
     return EXIT_OK
 
 
+def _review_and_execute(out: _Out, args: argparse.Namespace, engine: "Engine", plan: "Plan",
+                        verb: str, question: str) -> int:
+    """Show the plan, ask (unless --auto-approve), then execute it."""
+    from stackctl.render.human import render_plan
+
+    out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
+    if plan.summary.empty:
+        return EXIT_OK
+    out.say()
+    if not _confirm(out, question, args.auto_approve):
+        out.say(f"{verb.capitalize()} cancelled.")
+        return EXIT_ERROR
+    return _execute(out, engine, plan, args.parallelism, verb)
+
+
 # -------------------------------------------------------------------- commands
 def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
     loaded = _load(args.path)
@@ -248,7 +263,6 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
 def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.errors import StackctlError
     from stackctl.plan import file as planfile
-    from stackctl.render.human import render_plan
 
     if planfile.is_plan_file(args.path):
         if args.target or args.replace:
@@ -269,33 +283,19 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
     engine = _engine()
     with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
         plan = _make_plan(args, loaded, engine)
-        out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
-        if plan.summary.empty:
-            return EXIT_OK
-        out.say()
-        if not _confirm(out, "Do you want to perform these actions?", args.auto_approve):
-            out.say("Apply cancelled.")
-            return EXIT_ERROR
-        return _execute(out, engine, plan, args.parallelism, "apply")
+        return _review_and_execute(out, args, engine, plan, "apply",
+                                   "Do you want to perform these actions?")
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
-    from stackctl.render.human import render_plan
 
     loaded = _load(args.path)
     engine = _engine()
     args.refresh = False  # live sysctls do not matter to a destroy
     with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
         plan = _make_plan(args, loaded, engine, destroy=True)
-        out.say(render_plan(plan, out.colour), end="")
-        if plan.summary.empty:
-            return EXIT_OK
-        out.say()
-        if not _confirm(out, f"Do you really want to destroy every container of stack "
-                             f"{plan.stack!r}?", args.auto_approve):
-            out.say("Destroy cancelled.")
-            return EXIT_ERROR
-        return _execute(out, engine, plan, args.parallelism, "destroy")
+        return _review_and_execute(out, args, engine, plan, "destroy", "Do you really want to "
+                                   f"destroy every container of stack {plan.stack!r}?")
 
 
 def cmd_force_unlock(args: argparse.Namespace, out: _Out) -> int:

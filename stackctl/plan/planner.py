@@ -99,20 +99,30 @@ class _Planner:
             container_name=obs.name if obs else r.name, cause=cause,
         )
 
-    def owner(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
+    def _replacement(self, r: Resource, obs: Optional[ObservedContainer],
+                     consequence: str) -> Optional[Change]:
+        """What owners and members share: missing, --replace, changed in the spec, or
+        contradicted by what the engine really runs. None when none applies."""
         if obs is None:
-            return self._change(r, None, Action.CREATE, "owner does not exist")
+            return self._change(r, None, Action.CREATE, f"{r.role.value} does not exist")
         if r.address in self.replace:
             return self._change(r, obs, Action.REPLACE, "replacement requested with --replace")
         if obs.config_hash != r.config_hash:
             attributes = _diff(obs.config, r.config, forces=True)
             what = _names(attributes) if attributes else "configuration"
-            return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement "
-                                "of the owner and of every member in its namespace", attributes)
+            return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement"
+                                + consequence, attributes)
         tampered = _tampered(r, obs)
         if tampered:
             return self._change(r, obs, Action.REPLACE, f"{_names(tampered)} changed by hand: "
-                                "forces replacement of the owner and of every member", tampered)
+                                "forces replacement" + consequence, tampered)
+        return None
+
+    def owner(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
+        replaced = self._replacement(r, obs, " of the owner and of every member in its namespace")
+        if replaced is not None:
+            return replaced
+        assert obs is not None  # a missing container is a create, decided above
         mended = _mended(r, obs)
         if not obs.running:
             return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
@@ -160,18 +170,10 @@ class _Planner:
         owner_addr = address(Role.OWNER, r.group)
         owner = self.changes[owner_addr]
         owner_obs = self.by_address.get(owner_addr)
-        if obs is None:
-            return self._change(r, None, Action.CREATE, "member does not exist")
-        if r.address in self.replace:
-            return self._change(r, obs, Action.REPLACE, "replacement requested with --replace")
-        if obs.config_hash != r.config_hash:
-            attributes = _diff(obs.config, r.config, forces=True)
-            what = _names(attributes) if attributes else "configuration"
-            return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement", attributes)
-        tampered = _tampered(r, obs)
-        if tampered:
-            return self._change(r, obs, Action.REPLACE, f"{_names(tampered)} changed by hand: "
-                                "forces replacement", tampered)
+        replaced = self._replacement(r, obs, "")
+        if replaced is not None:
+            return replaced
+        assert obs is not None  # a missing container is a create, decided above
         if owner.action is Action.REPLACE:
             return self._change(r, obs, Action.REPLACE, "owner is replaced: the member must "
                                 "join the new namespace", cause=owner_addr)

@@ -112,7 +112,7 @@ def render_plan(plan: Plan, colour: bool = False, refreshed: Optional[bool] = Tr
         seen.add((sym, legend[a]))
         out.append(f"  {style(sym, sym)} {legend[a]}")
     out.append("")
-    if refreshed is False:
+    if refreshed is False and not plan.destroy:
         out.append("(live sysctls were not read: --refresh=false)")
         out.append("")
     out.append(f"stackctl will perform the following actions on stack {plan.stack!r}:")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from stackctl.observed import Observed, ObservedContainer
-from stackctl.plan.model import Action, Change, Plan
+from stackctl.plan.model import Action, Plan
 from stackctl.resources import Resource, Role
 
 

@@ -9,7 +9,6 @@ its keys are read, unknown keys are errors. Structuring errors are turned into
 
 from __future__ import annotations
 
-import datetime
 import difflib
 import json
 import re
@@ -27,6 +26,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn, override
 
 from stackctl.spec import model
+from stackctl.spec.tomltypes import toml_type
 from stackctl.spec.ports import PortBinding, PortSyntaxError, parse_port
 from stackctl.spec.sysctls import normalize_value
 
@@ -64,25 +64,6 @@ class WrongType(TypeError):
     def __init__(self, expected: str, value: Any, hint: str = "") -> None:
         super().__init__(f"expected {expected}, got {toml_type(value)}")
         self.hint = hint
-
-
-def toml_type(value: Any) -> str:
-    """The TOML name of a parsed value's type, as an operator would call it."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return "a date or time"
-    return type(value).__name__
 
 
 def format_path(path: KeyPath) -> str:

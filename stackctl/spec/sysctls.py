@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 import re
 
+from stackctl.spec.tomltypes import toml_type
+
 NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_-]+)+")
 
 # The IPC-namespaced sysctls Docker (runc) lets a container set. Other kernel.shm*,
@@ -90,17 +92,7 @@ def normalize_value(value: object) -> str:
     of the helper's config hash: keep it stable.
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise TypeError(f"expected an integer or a string, got {_kind(value)}")
+        raise TypeError(f"expected an integer or a string, got {toml_type(value)}")
     return " ".join(str(value).split())
 
 
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
