@@ -3,7 +3,6 @@ exit 2, apply heals it with the least disruption, checked from outside, next pla
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

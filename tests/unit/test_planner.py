@@ -14,7 +14,7 @@ import attrs
 import pytest
 
 from stackfix import (BASE_SPEC, T0, add, container_id, converged, drop, evolve, find, live,
-                      load_spec, observed_container)
+                      load_spec)
 from stackctl.errors import PlanError
 from stackctl.observed import Observed, ObservedContainer
 from stackctl.plan import Action, make_plan

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from stackfix import BASE_SPEC, container_id, converged, drop, evolve, live, load_spec
+from stackfix import BASE_SPEC, converged, drop, evolve, live, load_spec
 from stackctl.observed import Observed
 from stackctl.plan import Action, make_plan
 from stackctl.plan.model import Change, Plan
