@@ -71,6 +71,10 @@ def connect(timeout: int = 60) -> "Engine":
 def _short(text: str) -> str:
     """The last, most specific part of a docker-py/requests error chain."""
     text = str(text).strip()
+    # Connection failures arrive wrapped in urllib3's retry text; keep the OS's own words.
+    m = re.search(r"\[Errno -?\d+\] ([^'\"()]+)", text) or re.search(r"Error\(-?\d+, '([^']+)'\)", text)
+    if m:
+        return m.group(1).strip()
     for marker in ("Error while fetching server API version: ", "APIError: "):
         text = text.split(marker)[-1]
     return text.strip("()'\" ")
