@@ -228,7 +228,7 @@ def import_cost() -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--groups", type=int, default=50)
-    p.add_argument("--out", default="bench/profile-out", help="directory for profiles (default bench/profile-out)")
+    p.add_argument("--out", default="/tmp/stackctl-profile", help="directory for profiles (default /tmp/stackctl-profile)")
     p.add_argument("--py-spy", action="store_true", help="also sample the CLI subprocesses with py-spy")
     args = p.parse_args()
     out = Path(args.out)
