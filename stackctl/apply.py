@@ -62,11 +62,8 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
     forward = {"create", "update", "restart"}
     # Order holds through resources that do not change (a -> b -> c with only a and c
     # changing still orders a before c): link each change to its changing descendants.
-    import networkx as nx
-
-    graph = plan.graph()
     for dep in by_addr:
-        for dependent in nx.descendants(graph, dep) if dep in graph else ():
+        for dependent in plan.dependents(dep):
             if dependent not in by_addr:
                 continue
             for a in forward:

@@ -365,8 +365,11 @@ class Engine:
             self.api.start(cid)
             status = self.api.wait(cid, timeout=120)
             out = self.api.logs(cid, stdout=True, stderr=False).decode(errors="replace")
-            err = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-            self.calls += 4
+            self.calls += 3
+            err = ""
+            if status.get("StatusCode") != 0:  # the cause is only needed on failure
+                err = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+                self.calls += 1
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise EngineError(f"{name}: sysctl helper failed: {_explain(exc)}") from None
         finally:

@@ -372,3 +372,15 @@ def test_success_events(tmp_path) -> None:
     assert sorted(starts) == sorted(dones) == sorted(("create", c.address) for c in plan.actionable)
     owner_done = next(e for e in events if e.phase == "done" and e.address == "owner.edge")
     assert owner_done.detail == f"id={container_id('shop-edge', 'new')[:12]}"
+
+
+def test_plan_dependents_walks_edges_transitively() -> None:
+    from stackctl.plan.model import Plan
+
+    plan = Plan(stack="s", changes=(), fingerprint="",
+                edges=(("owner.g", "helper.g"), ("helper.g", "member.g.a"),
+                       ("member.g.a", "member.g.b"), ("owner.h", "member.h.x")))
+    assert plan.dependents("owner.g") == {"helper.g", "member.g.a", "member.g.b"}
+    assert plan.dependents("member.g.a") == {"member.g.b"}
+    assert plan.dependents("member.g.b") == set()
+    assert plan.dependents("owner.h") == {"member.h.x"}
