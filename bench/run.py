@@ -286,7 +286,6 @@ def count_noop_calls(spec_dir: Path) -> dict[str, Any]:
         "constant": sum(counts.values()) - per_object,
         "list": counts.get("GET /containers/json", 0),
         "by_endpoint": dict(sorted(counts.items())),
-        "engine_calls_counter": engines[0].calls if engines else None,
         "subprocesses": dict(execs),
     }
 
@@ -564,13 +563,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         if s["notes"]:
             out += ["Notes:", *[f"- {x}" for x in s["notes"]], ""]
     out += ["#### Engine requests of one no-op `stackctl plan`, by endpoint", "",
-            "| N | " + " | ".join(["total", "per-container", "Engine.calls", "nsenter runs", "endpoints"]) + " |",
-            "|---:|---:|---:|---:|---:|---|"]
+            "| N | " + " | ".join(["total", "per-container", "nsenter runs", "endpoints"]) + " |",
+            "|---:|---:|---:|---:|---|"]
     for s in summaries:
         c = s["calls"]
         if c:
             eps = ", ".join(f"`{k}` x{v}" for k, v in c["by_endpoint"].items())
-            out.append(f"| {s['n']} | {c['requests']} | {c['per_object']} | {c['engine_calls_counter']} | "
+            out.append(f"| {s['n']} | {c['requests']} | {c['per_object']} | "
                        f"{c['subprocesses'].get('nsenter', 0)} | {eps} |")
     if help_rows:
         out += ["", "#### Start-up: `--help`, median of 10", "", "| command | median | min | target | result |",

@@ -8,6 +8,7 @@ asks: ownership is decided here, at the last moment, from the engine's own answe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 
 from stackctl.errors import EngineError, EngineUnavailable, LockError
@@ -139,14 +141,12 @@ class Engine:
         self.api = client.api
         self.local = local
         self.nsenter = shutil.which("nsenter") if local and os.geteuid() == 0 else None
-        self.calls = 0  # API calls made, for tests and benchmarks
 
     # ----------------------------------------------------------------- facts
     def observe(self, stack: str, sysctl_keys: Mapping[str, Iterable[str]], refresh: bool = True,
                 helper_images: Optional[Mapping[str, str]] = None) -> Observed:
         """Every container of ``stack`` and, with ``refresh``, the live sysctls per group."""
         try:
-            self.calls += 1
             listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
             with ThreadPoolExecutor(max_workers=8) as pool:
                 details = list(pool.map(self._inspect_quiet, [
@@ -155,7 +155,6 @@ class Engine:
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
         found = [self._to_observed(d) for d in details if d is not None]
-        found = [c for c in found if c is not None]
         pids = {c.id: p for c, p in found}
         containers = tuple(c for c, _ in found)
         live: dict[str, dict[str, str]] = {}
@@ -164,19 +163,19 @@ class Engine:
             jobs = [(g, owners[g], sorted(keys)) for g, keys in sysctl_keys.items() if keys and g in owners]
             with ThreadPoolExecutor(max_workers=8) as pool:
                 results = pool.map(
-                    lambda job: self.read_sysctls(job[1].name, pids.get(job[1].id), job[2],
-                                                  (helper_images or {}).get(job[0], "")), jobs)
+                    lambda job: self.read_sysctls(stack, job[0], job[1].name, pids.get(job[1].id),
+                                                  job[2], (helper_images or {}).get(job[0], "")),
+                    jobs)
                 live = {job[0]: values for job, values in zip(jobs, results)}
         return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
 
     def _inspect_quiet(self, cid: str) -> Optional[dict[str, Any]]:
         try:
-            self.calls += 1
             return self.api.inspect_container(cid)
         except docker.errors.NotFound:
             return None  # removed between list and inspect
 
-    def _to_observed(self, d: dict[str, Any]) -> Optional[tuple[ObservedContainer, int]]:
+    def _to_observed(self, d: dict[str, Any]) -> tuple[ObservedContainer, int]:
         labels = d["Config"].get("Labels") or {}
         try:
             role: Optional[Role] = Role(labels.get(LABEL_ROLE, ""))
@@ -185,12 +184,10 @@ class Engine:
         state = d.get("State") or {}
         net_mode = (d.get("HostConfig") or {}).get("NetworkMode") or ""
         joined = net_mode.split(":", 1)[1] if net_mode.startswith("container:") else None
-        config = None
         try:
-            import json
             config = json.loads(labels[LABEL_CONFIG]) if LABEL_CONFIG in labels else None
         except ValueError:
-            config = None
+            config = None  # a mangled label: the hash still decides, the diff shows less
         pid = int(state.get("Pid") or 0)
         netns = None
         if self.local and pid and state.get("Running"):
@@ -210,7 +207,8 @@ class Engine:
         )
         return c, pid
 
-    def read_sysctls(self, owner: str, pid: Optional[int], keys: list[str], helper_image: str) -> dict[str, str]:
+    def read_sysctls(self, stack: str, group: str, owner: str, pid: Optional[int], keys: list[str],
+                     helper_image: str) -> dict[str, str]:
         """Live values in the owner's namespaces: nsenter when local, else a helper run."""
         if self.nsenter and pid and os.path.exists(f"/proc/{pid}"):
             paths = ["/proc/sys/" + k.replace(".", "/") for k in keys]
@@ -224,9 +222,10 @@ class Engine:
             return {k: by_path[p] for k, p in zip(keys, paths) if p in by_path}
         if not helper_image:
             return {}
-        out = self._run_helper(f"{owner}-sysctl-read", owner, helper_image, READ_SCRIPT, keys,
-                               labels={}, write=False)
-        return out
+        # Labelled like any container stackctl makes, so a leftover one is found and removed.
+        labels = {LABEL_STACK: stack, LABEL_GROUP: group, LABEL_ROLE: Role.HELPER.value}
+        return self._run_helper(f"{owner}-sysctl-read", owner, helper_image, READ_SCRIPT, keys,
+                                labels=labels, write=False)
 
     # --------------------------------------------------------------- actions
     def missing_images(self, images: Iterable[str]) -> dict[str, str]:
@@ -240,8 +239,8 @@ class Engine:
             except docker.errors.APIError as exc:
                 return image, _explain(exc)
             try:
-                repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-                self.api.pull(repo, tag=tag)
+                repo, tag = docker.utils.parse_repository_tag(image)  # knows digests and ports
+                self.api.pull(repo, tag=tag or "latest")
                 return None
             except docker.errors.APIError as exc:
                 return image, f"not on the engine, and pulling failed: {_explain(exc)}"
@@ -282,19 +281,17 @@ class Engine:
 
     def _create_and_start(self, name: str, what: str, **kwargs: Any) -> str:
         try:
-            self.calls += 1
             cid = self.api.create_container(name=name, detach=True, **kwargs)["Id"]
         except docker.errors.ImageNotFound:
             raise EngineError(f"{name}: image {kwargs.get('image')!r} is not on the engine") from None
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise EngineError(
-                    f"{name}: the container name is already taken by a container that "
-                    f"{what} does not own; rename or remove that container (stackctl "
-                    "never removes containers it does not manage)") from None
+                    f"{name}: the container name is already taken by a container that is "
+                    f"not part of this stack, so {what} cannot be created; rename or remove "
+                    "that container (stackctl never removes containers it does not manage)") from None
             raise EngineError(f"{name}: create failed: {_explain(exc)}") from None
         try:
-            self.calls += 1
             self.api.start(cid)
         except docker.errors.APIError as exc:
             cause = _explain(exc)
@@ -326,7 +323,7 @@ class Engine:
                 pid = int(self.api.inspect_container(r.extra["owner"])["State"]["Pid"] or 0)
             except docker.errors.APIError:
                 pid = 0
-            live = self.read_sysctls(r.extra["owner"], pid, sorted(sysctls), "")
+            live = self.read_sysctls(stack, r.group, r.extra["owner"], pid, sorted(sysctls), "")
             if live == sysctls:
                 return live
         values = self._run_helper(r.name, r.extra["owner"], r.extra["image"], WRITE_SCRIPT,
@@ -353,9 +350,8 @@ class Engine:
             host_config["ReadonlyPaths"] = []
         self._remove_leftover(name, labels.get(LABEL_STACK))
         try:
-            self.calls += 1
             cid = self.api.create_container(image, entrypoint=["sh", "-c", script, "sh"],
-                                            command=args, name=name, labels=labels or None,
+                                            command=args, name=name, labels=labels,
                                             host_config=host_config)["Id"]
         except docker.errors.ImageNotFound:
             raise EngineError(f"{name}: helper image {image!r} is not on the engine") from None
@@ -365,11 +361,9 @@ class Engine:
             self.api.start(cid)
             status = self.api.wait(cid, timeout=120)
             out = self.api.logs(cid, stdout=True, stderr=False).decode(errors="replace")
-            self.calls += 3
             err = ""
             if status.get("StatusCode") != 0:  # the cause is only needed on failure
                 err = self.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-                self.calls += 1
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise EngineError(f"{name}: sysctl helper failed: {_explain(exc)}") from None
         finally:
@@ -404,7 +398,6 @@ class Engine:
     def restart(self, stack: str, cid: str, name: str) -> None:
         """Restart (or start, if stopped) a container of the stack, keeping its id."""
         try:
-            self.calls += 1
             self.api.restart(cid, timeout=10)
         except docker.errors.APIError as exc:
             raise EngineError(f"{name}: restart failed: {_explain(exc)}") from None
@@ -424,7 +417,6 @@ class Engine:
                   "stackctl.lock.since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         image = self._any_local_image(images)
         try:
-            self.calls += 1
             cid = self.api.create_container(image, command=["stackctl-lock"], name=name,
                                             labels=labels, network_disabled=True)["Id"]
         except docker.errors.APIError as exc:
@@ -481,10 +473,8 @@ class Engine:
         """Mend what can be changed on a live container: its name and restart policy."""
         try:
             if "restart" in changes:
-                self.calls += 1
                 self.api.update_container(cid, restart_policy=_restart_policy(changes["restart"]) or {"Name": "no"})
             if "name" in changes and changes["name"] != name:
-                self.calls += 1
                 self.api.rename(cid, changes["name"])
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
@@ -495,7 +485,6 @@ class Engine:
     def remove(self, stack: str, cid: str, name: str) -> None:
         """Remove a container of this stack (gone already counts as removed)."""
         try:
-            self.calls += 1
             self.api.remove_container(cid, force=True)
         except docker.errors.NotFound:
             return
