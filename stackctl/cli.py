@@ -88,19 +88,11 @@ def _engine() -> "Engine":
     return connect()
 
 
-def _images_of(loaded: "Optional[LoadedSpec]", plan: "Optional[Plan]" = None) -> list[str]:
+def _images_of(loaded: "LoadedSpec") -> list[str]:
     """Images a lock container can be made from: the stack's own, which exist locally."""
     from stackctl.resources import desired
 
-    images: list[str] = []
-    if loaded is not None:
-        for r in desired(loaded.stack):
-            images += [r.config.get("image", ""), r.extra.get("image", "")]
-    if plan is not None:
-        for c in plan.changes:
-            if c.resource is not None:
-                images += [c.resource.config.get("image", ""), c.resource.extra.get("image", "")]
-    return [i for i in dict.fromkeys(images) if i]
+    return list(dict.fromkeys(image for r in desired(loaded.stack) for image in r.images))
 
 
 def _lock(engine: "Engine", stack: str, images: list[str], operation: str, timeout: float) -> Any:
@@ -166,13 +158,8 @@ def _printer(out: _Out) -> Callable[["Event"], None]:
 def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str) -> int:
     from stackctl.apply import Applier
     from stackctl.errors import StackctlError
-    from stackctl.plan.model import Action
 
-    needed = {c.resource.config["image"] for c in plan.actionable
-              if c.resource and c.action in (Action.CREATE, Action.REPLACE) and "image" in c.resource.config}
-    needed |= {c.resource.extra["image"] for c in plan.actionable
-               if c.resource and "image" in c.resource.extra}
-    missing = engine.missing_images(needed)
+    missing = engine.missing_images(plan.images())
     if missing:
         raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
             f"{image}: {cause}" for image, cause in sorted(missing.items())))
@@ -270,7 +257,7 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
                                 "plan is applied exactly as it was made")
         plan, keys, images = planfile.load(args.path)
         engine = _engine()
-        with _lock(engine, plan.stack, _images_of(None, plan), "apply", args.lock_timeout):
+        with _lock(engine, plan.stack, plan.images(needed_only=False), "apply", args.lock_timeout):
             observed = engine.observe(plan.stack, keys, refresh=True, helper_images=images)
             planfile.check_current(args.path, plan, observed)
             if plan.summary.empty:

@@ -66,6 +66,11 @@ class Resource:
     depends_on: tuple[str, ...] = ()
 
     @property
+    def images(self) -> tuple[str, ...]:
+        """The images this resource is made from (a helper's lives in ``extra``)."""
+        return tuple(i for i in (self.config.get("image"), self.extra.get("image")) if i)
+
+    @property
     def restart(self) -> str:
         """The restart policy the container must carry (members declare it)."""
         return str(self.config.get("restart") or self.extra.get("restart") or "no")

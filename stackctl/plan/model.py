@@ -92,6 +92,14 @@ class Plan:
         g.add_edges_from(e for e in self.edges if e[0] in g and e[1] in g)
         return g
 
+    def images(self, needed_only: bool = True) -> list[str]:
+        """Images the plan creates from (checked before anything is destroyed); with
+        ``needed_only=False``, every image its resources name."""
+        wanted = (Action.CREATE, Action.REPLACE, Action.UPDATE)
+        return list(dict.fromkeys(
+            image for c in self.changes if c.resource is not None
+            and (not needed_only or c.action in wanted) for image in c.resource.images))
+
     def dependents(self, address: str) -> set[str]:
         """Every address that depends on ``address``, directly or not.
 

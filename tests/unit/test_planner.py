@@ -561,3 +561,12 @@ def test_fingerprint_moves_with_state(tmp_path) -> None:
     assert make_plan(want, obs).fingerprint != make_plan(want, owner_stopped(obs)).fingerprint
     moved = live(obs, "edge", {**obs.sysctls["edge"], "net.core.somaxconn": "4096"})
     assert make_plan(want, obs).fingerprint != make_plan(want, moved).fingerprint
+
+
+def test_plan_images_are_what_creates_and_rewrites_need(tmp_path) -> None:
+    want = load_spec(tmp_path, BASE_SPEC)
+    every = {image for r in want for image in r.images}
+    assert set(make_plan(want, Observed(stack="shop")).images()) == every
+    converged_plan = make_plan(want, converged(want))
+    assert converged_plan.images() == []
+    assert set(converged_plan.images(needed_only=False)) == every
