@@ -278,13 +278,12 @@ def make_plan(desired: list[Resource], observed: Observed, *, destroy: bool = Fa
     planner = _Planner([] if destroy else desired, observed, replace)
     changes = planner.run()
     if destroy:
-        owners = {c.group: c.address for c in observed.containers if c.role is Role.OWNER}
-        groups = {c.address: c.group for c in observed.containers}
+        # Everything of a group follows its owner out: the cause lets --target drag it.
+        owner_of = {c.id: address(Role.OWNER, c.group) for c in observed.containers
+                    if c.role is not Role.OWNER}
         changes = [Change(address=c.address, action=Action.DELETE, reason="destroy requested",
                           before=c.before, container_id=c.container_id,
-                          container_name=c.container_name,
-                          cause=None if c.address.startswith("owner.")
-                          else owners.get(groups.get(c.address, "")))
+                          container_name=c.container_name, cause=owner_of.get(c.container_id or ""))
                    for c in changes]
     edges = _edges(desired, changes, observed)
     if targets:
