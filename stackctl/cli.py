@@ -74,8 +74,12 @@ def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "E
     from stackctl.resources import desired
 
     keys, images = _observe_inputs(loaded)
-    observed = engine.observe(loaded.stack.name, keys, refresh=getattr(args, "refresh", True),
-                              helper_images=images)
+    refresh = getattr(args, "refresh", True)
+    # A saved plan (plan --out) is checked against a fresh observe when applied: both
+    # inspect every container, so that check sees a member restarted in between.
+    inspect_all = refresh == "full" or bool(getattr(args, "out", None))
+    observed = engine.observe(loaded.stack.name, keys, refresh=bool(refresh), helper_images=images,
+                              inspect_all=inspect_all)
     plan = make_plan(desired(loaded.stack), observed, destroy=destroy,
                      replace=getattr(args, "replace", None) or (),
                      targets=getattr(args, "target", None) or ())
@@ -193,7 +197,7 @@ def _review_and_execute(out: _Out, args: argparse.Namespace, engine: "Engine", p
     """Show the plan, ask (unless --auto-approve), then execute it."""
     from stackctl.render.human import render_plan
 
-    out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
+    out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
     if plan.summary.empty:
         return EXIT_OK
     out.say()
@@ -234,11 +238,11 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
     if args.json:
         out.say(render_json(plan), end="")
     else:
-        out.say(render_plan(plan, out.colour, refreshed=args.refresh), end="")
+        out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
     if args.out:
         keys, images = _observe_inputs(loaded)
         with open(args.out, "w") as fh:
-            fh.write(planfile.dumps(plan, keys, images))
+            fh.write(planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
         if not args.json:
             out.say(f"\nSaved the plan to {args.out}. To perform exactly these actions, run:\n"
                     f"    stackctl apply {args.out}")
@@ -255,10 +259,11 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
         if args.target or args.replace:
             raise StackctlError("--target and --replace belong to `stackctl plan`; a saved "
                                 "plan is applied exactly as it was made")
-        plan, keys, images = planfile.load(args.path)
+        plan, keys, images, refresh = planfile.load(args.path)
         engine = _engine()
         with _lock(engine, plan.stack, plan.images(needed_only=False), "apply", args.lock_timeout):
-            observed = engine.observe(plan.stack, keys, refresh=True, helper_images=images)
+            observed = engine.observe(plan.stack, keys, refresh=refresh, helper_images=images,
+                                      inspect_all=True)
             planfile.check_current(args.path, plan, observed)
             if plan.summary.empty:
                 out.say("No changes. The saved plan has nothing to do.")
@@ -329,6 +334,16 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _refresh(text: str) -> "bool | str":
+    """--refresh: true (default), false (skip live sysctls) or full (inspect every member)."""
+    if text.lower() == "full":
+        return "full"
+    try:
+        return _bool(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected true, false or full, got {text!r}") from None
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -357,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="limit to ADDR and what it depends on (repeatable)")
         sp.add_argument("--replace", action="append", metavar="ADDR",
                         help="force replacement of ADDR (repeatable)")
-        sp.add_argument("--refresh", type=_bool, default=True, metavar="BOOL",
-                        help="read live sysctls from each namespace (default: true)")
+        sp.add_argument("--refresh", type=_refresh, default=True, metavar="MODE",
+                        help="true: read live sysctls from each namespace (default); false: "
+                             "skip them; full: also inspect every member container (sees a "
+                             "member's restart policy changed with `docker update`)")
 
     sp = sub.add_parser("validate", help="check a spec offline; no engine needed")
     path_arg(sp)
@@ -401,8 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("status", help="read-only view per group: owner, members, live sysctls")
     path_arg(sp)
     sp.add_argument("--json", action="store_true", help="print the status as JSON")
-    sp.add_argument("--refresh", type=_bool, default=True, metavar="BOOL",
-                    help="read live sysctls from each namespace (default: true)")
+    sp.add_argument("--refresh", type=_refresh, default=True, metavar="MODE",
+                    help="true: read live sysctls from each namespace (default); false: "
+                         "skip them; full: also inspect every member container")
     sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("force-unlock",

@@ -29,10 +29,10 @@ class ObservedContainer:
     config: Optional[dict[str, Any]] = None
     status: str = "running"  # created | running | paused | restarting | exited | dead
     exit_code: int = 0
-    started_at: int = 0  # nanoseconds since the epoch; 0 when never started
+    started_at: int = 0  # nanoseconds since the epoch; 0 when never started or not read
     network_container: Optional[str] = None  # id of the container whose netns it joined
     netns: Optional[str] = None  # namespace identity when it can be read, else None
-    restart_policy: Optional[str] = None  # as the engine reports it ("no" when none)
+    restart_policy: Optional[str] = None  # as the engine reports it ("no"); None: not read
     # Attributes as the engine really has them, in the spelling of Resource.config, to
     # catch a container recreated by hand with copied labels (image, ports).
     actual: dict[str, Any] = attrs.field(factory=dict)
@@ -61,8 +61,10 @@ class Observed:
 
     def fingerprint(self) -> str:
         """A digest of the state a plan was made against, to refuse a stale plan."""
+        # Saved plans observe with every container inspected (start times known) both
+        # when made and when applied, so a member restarted in between is seen.
         rows = sorted(
-            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "")
+            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "", c.netns or "")
             for c in self.containers
         )
         doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}

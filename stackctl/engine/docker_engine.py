@@ -1,19 +1,17 @@
-"""Docker engine adapter: read facts (:meth:`Engine.observe`) and perform actions.
+"""The docker-py half of the engine adapter: every action that changes the engine.
 
-Every method either returns plain data from :mod:`stackctl.observed` or raises
-:class:`~stackctl.errors.EngineError` naming the container and the cause. The adapter
-refuses to touch a container that does not carry this stack's label, whatever the caller
-asks: ownership is decided here, at the last moment, from the engine's own answer.
+This is the only module that imports ``docker``, and it is imported only when a command
+first needs it (see :mod:`stackctl.engine.adapter`): reading a local engine goes through
+:mod:`stackctl.engine.socket_api` instead. Every method returns plain data or raises
+:class:`~stackctl.errors.EngineError` naming the container and the cause. Remove, restart
+and update act only on container ids that came from the stack's label-filtered listing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import socket
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional
@@ -23,20 +21,11 @@ import docker.errors
 import docker.utils
 import requests.exceptions
 
+from stackctl.engine.facts import LOCK_ROLE, refuse_host_wide
 from stackctl.errors import EngineError, EngineUnavailable, LockError
-from stackctl.observed import Observed, ObservedContainer
-from stackctl.resources import (
-    LABEL_CONFIG,
-    LABEL_GROUP,
-    LABEL_HASH,
-    LABEL_MEMBER,
-    LABEL_ROLE,
-    LABEL_STACK,
-    Resource,
-    Role,
-)
-from stackctl.spec.ports import PortBinding, parse_port
-from stackctl.spec.sysctls import Namespace, classify, normalize_value
+from stackctl.resources import LABEL_GROUP, LABEL_ROLE, LABEL_STACK, Resource, Role
+from stackctl.spec.ports import parse_port
+from stackctl.spec.sysctls import normalize_value
 
 # Runs inside the helper: write every KEY=VALUE argument, then print KEY=VALUE as the
 # kernel now reports it. Values arrive as arguments, never as shell text.
@@ -47,15 +36,13 @@ WRITE_SCRIPT = (
 )
 READ_SCRIPT = 'for k in "$@"; do printf "%s=%s\\n" "$k" "$(sysctl -n "$k")"; done'
 
-LOCK_ROLE = "lock"
 
-
-def connect(timeout: int = 60) -> "Engine":
-    """Connect to the engine docker-py's ``from_env()`` finds (DOCKER_HOST and friends)."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+def connect_sdk(host: str, timeout: int = 60, ping: bool = True) -> docker.APIClient:
+    """docker-py's client for the engine ``from_env()`` finds (DOCKER_HOST and friends)."""
     try:
-        client = docker.from_env(timeout=timeout)
-        client.api.ping()
+        client = docker.from_env(timeout=timeout).api
+        if ping:
+            client.ping()
     except docker.errors.DockerException as exc:
         cause = str(exc)
         if "Permission denied" in cause or "PermissionError" in cause:
@@ -67,7 +54,28 @@ def connect(timeout: int = 60) -> "Engine":
             "or point DOCKER_HOST at a running engine)") from None
     except requests.exceptions.RequestException as exc:
         raise EngineUnavailable(f"cannot reach the Docker engine at {host}: {_short(str(exc))}") from None
-    return Engine(client, local=host.startswith("unix://"))
+    return client
+
+
+class DockerPyReader:
+    """The reads of :mod:`stackctl.engine.facts` through docker-py (any DOCKER_HOST)."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self.api = api
+
+    def containers(self, stack: str) -> list[dict[str, Any]]:
+        try:
+            return self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
+
+    def inspect(self, cid: str) -> Optional[dict[str, Any]]:
+        try:
+            return self.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return None  # removed between list and inspect
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{cid[:12]}: inspect failed: {_explain(exc)}") from None
 
 
 def _short(text: str) -> str:
@@ -82,38 +90,10 @@ def _short(text: str) -> str:
     return text.strip("()'\" ")
 
 
-def _nanos(stamp: str) -> int:
-    """Docker's RFC 3339 timestamps (nanosecond fractions) -> integer nanoseconds."""
-    if not stamp or stamp.startswith("0001-01-01"):
-        return 0
-    main, _, rest = stamp.partition(".")
-    frac = "".join(ch for ch in rest if ch.isdigit())
-    tz = rest[len(frac):] if rest else stamp[19:]
-    if main.endswith("Z"):
-        main, tz = main[:-1], "Z"
-    base = datetime.fromisoformat(main + ("+00:00" if tz in ("Z", "") else tz))
-    seconds = int(base.replace(tzinfo=base.tzinfo or timezone.utc).timestamp())
-    return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
-
-
 def _explain(exc: Exception) -> str:
     if isinstance(exc, docker.errors.APIError):
         return _short(exc.explanation or str(exc))
     return _short(str(exc))
-
-
-def _actual(role: Optional[Role], d: dict[str, Any]) -> dict[str, Any]:
-    """The diffable attributes as the engine has them (see ObservedContainer.actual)."""
-    actual: dict[str, Any] = {"image": d["Config"].get("Image")}
-    if role is Role.OWNER:
-        ports = []
-        for key, bindings in ((d.get("HostConfig") or {}).get("PortBindings") or {}).items():
-            container_port, _, protocol = key.partition("/")
-            for b in bindings or []:
-                ports.append(str(PortBinding(int(b.get("HostPort") or 0), int(container_port),
-                                             protocol or "tcp", b.get("HostIp") or "")))
-        actual["ports"] = sorted(ports)
-    return actual
 
 
 def _busy_port(cause: str) -> Optional[str]:
@@ -133,93 +113,17 @@ def _restart_policy(name: str) -> Optional[dict[str, Any]]:
     return {"Name": name}
 
 
-class Engine:
-    """A connected engine. Thread-safe: the applier calls it from worker threads."""
+class DockerActions:
+    """Everything that changes the engine, through docker-py. Thread-safe: the applier
+    calls it from worker threads."""
 
-    def __init__(self, client: docker.DockerClient, local: bool) -> None:
-        self.client = client
-        self.api = client.api
-        self.local = local
-        self.nsenter = shutil.which("nsenter") if local and os.geteuid() == 0 else None
+    def __init__(self, api: docker.APIClient) -> None:
+        self.api = api
 
-    # ----------------------------------------------------------------- facts
-    def observe(self, stack: str, sysctl_keys: Mapping[str, Iterable[str]], refresh: bool = True,
-                helper_images: Optional[Mapping[str, str]] = None) -> Observed:
-        """Every container of ``stack`` and, with ``refresh``, the live sysctls per group."""
-        try:
-            listed = self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                details = list(pool.map(self._inspect_quiet, [
-                    c["Id"] for c in listed
-                    if (c.get("Labels") or {}).get(LABEL_ROLE) != LOCK_ROLE]))
-        except docker.errors.APIError as exc:
-            raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
-        found = [self._to_observed(d) for d in details if d is not None]
-        pids = {c.id: p for c, p in found}
-        containers = tuple(c for c, _ in found)
-        live: dict[str, dict[str, str]] = {}
-        if refresh:
-            owners = {c.group: c for c in containers if c.role is Role.OWNER and c.running}
-            jobs = [(g, owners[g], sorted(keys)) for g, keys in sysctl_keys.items() if keys and g in owners]
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                results = pool.map(
-                    lambda job: self.read_sysctls(stack, job[0], job[1].name, pids.get(job[1].id),
-                                                  job[2], (helper_images or {}).get(job[0], "")),
-                    jobs)
-                live = {job[0]: values for job, values in zip(jobs, results)}
-        return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
-
-    def _inspect_quiet(self, cid: str) -> Optional[dict[str, Any]]:
-        try:
-            return self.api.inspect_container(cid)
-        except docker.errors.NotFound:
-            return None  # removed between list and inspect
-
-    def _to_observed(self, d: dict[str, Any]) -> tuple[ObservedContainer, int]:
-        labels = d["Config"].get("Labels") or {}
-        try:
-            role: Optional[Role] = Role(labels.get(LABEL_ROLE, ""))
-        except ValueError:
-            role = None
-        state = d.get("State") or {}
-        net_mode = (d.get("HostConfig") or {}).get("NetworkMode") or ""
-        joined = net_mode.split(":", 1)[1] if net_mode.startswith("container:") else None
-        try:
-            config = json.loads(labels[LABEL_CONFIG]) if LABEL_CONFIG in labels else None
-        except ValueError:
-            config = None  # a mangled label: the hash still decides, the diff shows less
-        pid = int(state.get("Pid") or 0)
-        netns = None
-        if self.local and pid and state.get("Running"):
-            try:
-                netns = os.readlink(f"/proc/{pid}/ns/net")
-            except OSError:
-                netns = None
-        c = ObservedContainer(
-            id=d["Id"], name=d["Name"].lstrip("/"), role=role,
-            group=labels.get(LABEL_GROUP, ""), member=labels.get(LABEL_MEMBER) or None,
-            config_hash=labels.get(LABEL_HASH, ""), config=config,
-            status=state.get("Status", "unknown"), exit_code=int(state.get("ExitCode") or 0),
-            started_at=_nanos(state.get("StartedAt", "")),
-            network_container=joined, netns=netns,
-            restart_policy=((d.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no",
-            actual=_actual(role, d),
-        )
-        return c, pid
-
-    def read_sysctls(self, stack: str, group: str, owner: str, pid: Optional[int], keys: list[str],
-                     helper_image: str) -> dict[str, str]:
-        """Live values in the owner's namespaces: nsenter when local, else a helper run."""
-        if self.nsenter and pid and os.path.exists(f"/proc/{pid}"):
-            paths = ["/proc/sys/" + k.replace(".", "/") for k in keys]
-            proc = subprocess.run([self.nsenter, "--target", str(pid), "--net", "--ipc", "--",
-                                   "grep", "-H", "-s", "", *paths],
-                                  capture_output=True, text=True, check=False)
-            by_path = {}
-            for line in proc.stdout.splitlines():
-                path, _, value = line.partition(":")
-                by_path[path] = normalize_value(value)
-            return {k: by_path[p] for k, p in zip(keys, paths) if p in by_path}
+    def read_by_helper(self, stack: str, group: str, owner: str, keys: list[str],
+                       helper_image: str) -> dict[str, str]:
+        """Live values in the owner's namespaces, read by a short-lived helper container:
+        the way for an engine whose processes this host cannot enter."""
         if not helper_image:
             return {}
         # Labelled like any container stackctl makes, so a leftover one is found and removed.
@@ -310,22 +214,7 @@ class Engine:
     def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
         """Write the group's sysctls into the owner's namespaces and read them back."""
         sysctls: dict[str, str] = r.config["sysctls"]
-        # The helper can write any sysctl once /proc/sys is unmasked, host-wide ones
-        # included: validation refuses those, and so does this last gate.
-        host_wide = [k for k in sysctls if classify(k) in (Namespace.HOST, Namespace.UTS)]
-        if host_wide:
-            raise EngineError(f"{r.name}: refusing to write sysctls that are not namespaced: "
-                              + ", ".join(host_wide))
-        if self.nsenter:
-            # A new owner already has its sysctls (Docker writes them at creation): on a
-            # local engine, reading them back costs ~2 ms where a helper run costs ~120.
-            try:
-                pid = int(self.api.inspect_container(r.extra["owner"])["State"]["Pid"] or 0)
-            except docker.errors.APIError:
-                pid = 0
-            live = self.read_sysctls(stack, r.group, r.extra["owner"], pid, sorted(sysctls), "")
-            if live == sysctls:
-                return live
+        refuse_host_wide(r)
         values = self._run_helper(r.name, r.extra["owner"], r.extra["image"], WRITE_SCRIPT,
                                   [f"{k}={v}" for k, v in sysctls.items()],
                                   labels=r.labels(stack), write=True)
@@ -495,7 +384,7 @@ class Engine:
 class StackLock:
     """A held stack lock; release it with ``with`` or :meth:`release`."""
 
-    def __init__(self, engine: Engine, cid: str, name: str) -> None:
+    def __init__(self, engine: DockerActions, cid: str, name: str) -> None:
         self.engine, self.cid, self.name = engine, cid, name
 
     def release(self) -> None:

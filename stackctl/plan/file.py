@@ -22,12 +22,15 @@ KIND = "stackctl-plan"
 _conv = cattrs.Converter()
 
 
-def dumps(plan: Plan, sysctl_keys: dict[str, list[str]], helper_images: dict[str, str]) -> str:
+def dumps(plan: Plan, sysctl_keys: dict[str, list[str]], helper_images: dict[str, str],
+          refresh: bool = True) -> str:
     doc: dict[str, Any] = {
         "kind": KIND,
         "plan": _conv.unstructure(plan),
-        # What observe() must read again to check the fingerprint.
-        "observe": {"sysctl_keys": sysctl_keys, "helper_images": helper_images},
+        # What observe() must read again to check the fingerprint. Saved plans are always
+        # made and checked with every container inspected (see Observed.fingerprint).
+        "observe": {"sysctl_keys": sysctl_keys, "helper_images": helper_images,
+                    "refresh": refresh},
     }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
@@ -41,7 +44,8 @@ def is_plan_file(path: Union[str, Path]) -> bool:
     return head.lstrip().startswith(b"{")
 
 
-def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, str]]:
+def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, str], bool]:
+    """The plan, and what to observe again: sysctl keys, helper images, refresh."""
     try:
         doc = json.loads(Path(path).read_text())
         if not isinstance(doc, dict) or doc.get("kind") != KIND:
@@ -53,7 +57,7 @@ def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, 
             raise ValueError(f"plan format {version!r}; this stackctl reads {FORMAT_VERSION!r}")
         plan = _conv.structure(doc["plan"], Plan)
         observe = doc["observe"]
-        return plan, observe["sysctl_keys"], observe["helper_images"]
+        return plan, observe["sysctl_keys"], observe["helper_images"], bool(observe.get("refresh", True))
     except (OSError, ValueError, KeyError, TypeError, AttributeError, cattrs.BaseValidationError) as exc:
         raise PlanError(f"{path}: cannot read saved plan: {exc} (make a new one with "
                         "`stackctl plan --out FILE`)") from None

@@ -187,10 +187,17 @@ class _Planner:
         restart_reason = ""
         if owner.action is Action.RESTART:
             restart_reason = "owner restarts: member re-joins its new namespace"
-        elif obs.running and owner_obs.started_at > obs.started_at:
+        elif obs.running and obs.netns and owner_obs.netns:
+            # Both namespaces are known (local engine): comparing them is the exact test.
+            # The member's start time may be unknown (0) when it was read from the listing.
+            if obs.netns != owner_obs.netns:
+                if not obs.started_at or owner_obs.started_at > obs.started_at:
+                    restart_reason = "owner restarted after member started: attached to a dead namespace"
+                else:
+                    restart_reason = "member is not in its owner's network namespace"
+        elif obs.running and obs.started_at and owner_obs.started_at > obs.started_at:
+            # Remote engine: the start times stand in for the namespaces.
             restart_reason = "owner restarted after member started: attached to a dead namespace"
-        elif obs.running and obs.netns and owner_obs.netns and obs.netns != owner_obs.netns:
-            restart_reason = "member is not in its owner's network namespace"
         elif not obs.running:
             restart_reason = f"member is {_status(obs)}: started again"
         if restart_reason:

@@ -119,10 +119,20 @@ def test_member_stopped_removed_or_changed_by_hand(docker_client, group):
 
     docker_client.api.update_container(group.web, restart_policy={"Name": "no"})
     docker_client.api.rename(group.side, group.side + "-renamed")
-    group.plan_shows('restart = "no" -> "unless-stopped"', "renamed",
-                     "Plan: 0 to add, 2 to change, 0 to destroy.")
-    group.heal_and_check()
+    # A member's restart policy is not in the engine's listing: the default refresh reads
+    # members from it (no inspect per member) and sees the rename only ...
+    group.plan_shows("renamed", "Plan: 0 to add, 1 to change, 0 to destroy.")
+    # ... while --refresh=full inspects every member and sees both.
+    full = run_cli("plan", str(group.path), "--refresh=full", "--detailed-exitcode")
+    assert full.returncode == 2, full.stdout + full.stderr
+    assert 'restart = "no" -> "unless-stopped"' in full.stdout and "renamed" in full.stdout
+    assert "Plan: 0 to add, 2 to change, 0 to destroy." in full.stdout
+    healed = run_cli("apply", str(group.path), "--refresh=full", "--auto-approve")
+    assert healed.returncode == 0, healed.stdout + healed.stderr
     assert docker_client.api.inspect_container(group.web)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert docker_client.api.inspect_container(group.side)["Name"] == "/" + group.side
+    assert run_cli("plan", str(group.path), "--refresh=full", "--detailed-exitcode").returncode == 0
+    group.heal_and_check()
 
 
 def test_owner_recreated_by_hand_under_the_same_name(docker_client, group, stack_name):

@@ -1,5 +1,5 @@
 """The engine adapter's remote path: live sysctls read by a labelled helper run, as
-against an engine whose processes this host cannot nsenter into."""
+against an engine whose processes this host cannot enter."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_live_sysctls_read_by_helper_when_nsenter_is_unavailable(docker_client, 
                                                  "members": {"m": SLEEPER}}}))
     assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
     engine = connect()
-    engine.nsenter = None  # what a remote engine gives: no local pids to enter
+    engine.local_namespaces = False  # what a remote engine gives: no local pids to enter
     keys = {"g": ["kernel.shmmax", "net.core.somaxconn"]}
     observed = engine.observe(stack_name, keys, helper_images={"g": BUSYBOX})
     assert observed.sysctls == {"g": {"kernel.shmmax": "55555555", "net.core.somaxconn": "1234"}}

@@ -19,7 +19,7 @@ import attrs
 
 from docker.utils import convert_port_bindings  # pure conversion; no engine involved
 
-from stackctl.engine.docker_engine import _actual
+from stackctl.engine.facts import actual_of_inspect as _actual
 from stackctl.observed import Observed, ObservedContainer
 from stackctl.resources import LABEL_CONFIG, LABEL_HASH, Resource, Role, desired
 from stackctl.spec import load

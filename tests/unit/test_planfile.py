@@ -38,7 +38,8 @@ def test_round_trip(tmp_path, kind) -> None:
     plan = _plans(tmp_path)[kind]
     f = tmp_path / "plan.out"
     f.write_text(planfile.dumps(plan, KEYS, IMAGES))
-    loaded, keys, images = planfile.load(f)
+    loaded, keys, images, refresh = planfile.load(f)
+    assert refresh is True
     assert loaded == plan
     assert keys == KEYS and images == IMAGES
     # What the applier relies on survives: actions, resources, ids, edges, summary.

@@ -45,9 +45,32 @@ class Case:
     kwargs: dict[str, Any] = attrs.field(factory=dict)
 
 
+NEW_NS = "net:[4026538888]"  # the namespace a restarted owner gets
+
+
 def owner_restarted_later(o: Observed) -> Observed:
     latest = max(c.started_at for c in o.containers)
-    return evolve(o, "owner.edge", started_at=latest + 5_000_000_000)
+    return evolve(o, "owner.edge", started_at=latest + 5_000_000_000, netns=NEW_NS)
+
+
+def owner_restarted_between_members(o: Observed) -> Observed:
+    """The owner restarted after app started; web was restarted after that (re-joined)."""
+    t = find(o, "member.edge.app").started_at + 1
+    o = evolve(o, "owner.edge", started_at=t, netns=NEW_NS)
+    return evolve(o, "member.edge.web", started_at=t + 1, netns=NEW_NS)
+
+
+def remote(o: Observed) -> Observed:
+    """What a remote engine gives: no namespaces, start times from inspect."""
+    return attrs.evolve(o, containers=tuple(attrs.evolve(c, netns=None) for c in o.containers))
+
+
+def from_listing(o: Observed) -> Observed:
+    """What a local engine gives for members read from the listing: no start time, no
+    restart policy, the namespace from /proc."""
+    return attrs.evolve(o, containers=tuple(
+        attrs.evolve(c, started_at=0, restart_policy=None) if c.role is Role.MEMBER else c
+        for c in o.containers))
 
 
 def owner_stopped(o: Observed) -> Observed:
@@ -158,8 +181,22 @@ CASES = [
              ("member.edge.web", RS, "attached to a dead namespace"),
          ]),
     Case("owner-restarted-after-one-member-only",
-         perturb=lambda o: evolve(o, "owner.edge", started_at=find(o, "member.edge.app").started_at + 1),
+         perturb=owner_restarted_between_members,
          expect=[("member.edge.app", RS, "attached to a dead namespace")]),
+    Case("remote-owner-restarted-after-members-by-start-times",
+         perturb=lambda o: owner_restarted_later(remote(o)),
+         expect=[
+             ("member.edge.app", RS, "owner restarted after member started: attached to a dead namespace"),
+             ("member.edge.web", RS, "attached to a dead namespace"),
+         ]),
+    Case("remote-converged-is-no-op", perturb=remote, expect=[]),
+    Case("members-from-listing-converged-is-no-op", perturb=from_listing, expect=[]),
+    Case("members-from-listing-stranded-by-namespace",
+         perturb=lambda o: owner_restarted_later(from_listing(o)),
+         expect=[
+             ("member.edge.app", RS, "owner restarted after member started: attached to a dead namespace"),
+             ("member.edge.web", RS, "attached to a dead namespace"),
+         ]),
     Case("member-joined-another-container",
          perturb=lambda o: evolve(o, "member.edge.web", network_container=container_id("gone")),
          expect=[("member.edge.web", R, "attached to a dead namespace")]),

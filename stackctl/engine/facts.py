@@ -1,0 +1,218 @@
+"""Turning the engine's answers into :mod:`stackctl.observed` facts, with the fewest requests.
+
+What one ``observe`` costs (N groups, M members each):
+
+- one label-filtered listing of the stack's containers; it already carries every
+  container's labels (role, group, member, config and its hash), state and exit code,
+  image and ``HostConfig.NetworkMode`` (the id of the owner a member joined);
+- one inspect per owner, for what the listing lacks: the restart policy, the port
+  bindings (also of a stopped owner), the pid and the start time;
+- on a local engine with root, no request at all per member: the member's network
+  namespace comes from this host's ``/proc`` (:mod:`stackctl.engine.namespaces`), and the
+  namespace comparison is the exact test for a member stranded in a dead namespace. A
+  member whose process cannot be found there is inspected instead;
+- on a remote engine, or with ``inspect_all`` (``--refresh=full``), one inspect per
+  member too: its start time stands in for the namespace, and its restart policy (which
+  ``docker update`` can change and the listing does not show) is compared.
+
+So a no-op plan sends N + 1 requests on a local engine, where it used to send N(M+1) + 3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
+
+from stackctl.engine import namespaces
+from stackctl.observed import Observed, ObservedContainer
+from stackctl.errors import EngineError
+from stackctl.resources import (
+    LABEL_CONFIG,
+    LABEL_GROUP,
+    LABEL_HASH,
+    LABEL_MEMBER,
+    LABEL_ROLE,
+    LABEL_STACK,
+    Resource,
+    Role,
+)
+from stackctl.spec.ports import PortBinding
+from stackctl.spec.sysctls import Namespace, classify
+
+LOCK_ROLE = "lock"
+_EXITED = re.compile(r"^Exited \((-?\d+)\)")
+
+
+class Reader(Protocol):
+    """The two reads observe needs; a stdlib socket client or docker-py provides them."""
+
+    def containers(self, stack: str) -> list[dict[str, Any]]:
+        """Every container (running or not) labelled ``stackctl.stack=<stack>``."""
+
+    def inspect(self, cid: str) -> Optional[dict[str, Any]]:
+        """The container's inspect document, or None when it no longer exists."""
+
+
+# Reads a group's live sysctls when this host cannot enter the namespace: (stack, group,
+# owner name, keys, helper image) -> values. A helper container does it (docker-py).
+HelperRead = Callable[[str, str, str, list[str], str], dict[str, str]]
+
+
+def nanos(stamp: str) -> int:
+    """Docker's RFC 3339 timestamps (nanosecond fractions) -> integer nanoseconds."""
+    if not stamp or stamp.startswith("0001-01-01"):
+        return 0
+    main, _, rest = stamp.partition(".")
+    frac = "".join(ch for ch in rest if ch.isdigit())
+    tz = rest[len(frac):] if rest else stamp[19:]
+    if main.endswith("Z"):
+        main, tz = main[:-1], "Z"
+    base = datetime.fromisoformat(main + ("+00:00" if tz in ("Z", "") else tz))
+    seconds = int(base.replace(tzinfo=base.tzinfo or timezone.utc).timestamp())
+    return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def actual_of_inspect(role: Optional[Role], d: dict[str, Any]) -> dict[str, Any]:
+    """The diffable attributes as the engine has them (see ObservedContainer.actual)."""
+    actual: dict[str, Any] = {"image": d["Config"].get("Image")}
+    if role is Role.OWNER:
+        ports = []
+        for key, bindings in ((d.get("HostConfig") or {}).get("PortBindings") or {}).items():
+            container_port, _, protocol = key.partition("/")
+            for b in bindings or []:
+                ports.append(str(PortBinding(int(b.get("HostPort") or 0), int(container_port),
+                                             protocol or "tcp", b.get("HostIp") or "")))
+        actual["ports"] = sorted(ports)
+    return actual
+
+
+def refuse_host_wide(r: Resource) -> None:
+    """The last gate before sysctls are written. With /proc/sys unmasked a helper could
+    write host-wide sysctls too: validation refuses them, and so does this."""
+    host_wide = [k for k in r.config["sysctls"] if classify(k) in (Namespace.HOST, Namespace.UTS)]
+    if host_wide:
+        raise EngineError(f"{r.name}: refusing to write sysctls that are not namespaced: "
+                          + ", ".join(host_wide))
+
+
+def _role(labels: Mapping[str, str]) -> Optional[Role]:
+    try:
+        return Role(labels.get(LABEL_ROLE, ""))
+    except ValueError:
+        return None
+
+
+def _config(labels: Mapping[str, str]) -> Optional[dict[str, Any]]:
+    try:
+        return json.loads(labels[LABEL_CONFIG]) if LABEL_CONFIG in labels else None
+    except ValueError:
+        return None  # a mangled label: the hash still decides, the diff shows less
+
+
+def _joined(network_mode: str) -> Optional[str]:
+    return network_mode.split(":", 1)[1] if network_mode.startswith("container:") else None
+
+
+def from_inspect(d: dict[str, Any], local: bool) -> tuple[ObservedContainer, int]:
+    """An inspect document -> the container's facts, and its pid (0 when not running)."""
+    labels = d["Config"].get("Labels") or {}
+    role = _role(labels)
+    state = d.get("State") or {}
+    host_config = d.get("HostConfig") or {}
+    pid = int(state.get("Pid") or 0)
+    netns = namespaces.netns(pid) if local and pid and state.get("Running") else None
+    c = ObservedContainer(
+        id=d["Id"], name=d["Name"].lstrip("/"), role=role,
+        group=labels.get(LABEL_GROUP, ""), member=labels.get(LABEL_MEMBER) or None,
+        config_hash=labels.get(LABEL_HASH, ""), config=_config(labels),
+        status=state.get("Status", "unknown"), exit_code=int(state.get("ExitCode") or 0),
+        started_at=nanos(state.get("StartedAt", "")),
+        network_container=_joined(host_config.get("NetworkMode") or ""), netns=netns,
+        restart_policy=(host_config.get("RestartPolicy") or {}).get("Name") or "no",
+        actual=actual_of_inspect(role, d),
+    )
+    return c, pid
+
+
+def from_listing(c: dict[str, Any], netns: Optional[str]) -> ObservedContainer:
+    """A listing entry -> the facts it carries. Start time and restart policy are unknown
+    (0 and None), so the planner compares namespaces and leaves the policy alone."""
+    labels = c.get("Labels") or {}
+    names = c.get("Names") or [c["Id"]]
+    name = min(names, key=lambda n: n.count("/")).lstrip("/")  # links add "/other/alias"
+    m = _EXITED.match(c.get("Status") or "")
+    actual: dict[str, Any] = {}
+    image = c.get("Image") or ""
+    # The listing shows the image ID instead of the reference once the tag has moved on:
+    # then the reference is simply not known here (inspect's Config.Image would have it).
+    if image and image != c.get("ImageID") and not image.startswith("sha256:"):
+        actual["image"] = image
+    return ObservedContainer(
+        id=c["Id"], name=name, role=_role(labels),
+        group=labels.get(LABEL_GROUP, ""), member=labels.get(LABEL_MEMBER) or None,
+        config_hash=labels.get(LABEL_HASH, ""), config=_config(labels),
+        status=c.get("State") or "unknown", exit_code=int(m.group(1)) if m else 0,
+        network_container=_joined((c.get("HostConfig") or {}).get("NetworkMode") or ""),
+        netns=netns, restart_policy=None, actual=actual,
+    )
+
+
+def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]], *,
+            refresh: bool, inspect_all: bool, local_namespaces: bool, local: bool,
+            helper_read: Optional[HelperRead], helper_images: Mapping[str, str]) -> Observed:
+    """Every container of ``stack`` and, with ``refresh``, the live sysctls per group.
+
+    ``local_namespaces``: this process can read the engine's /proc (local engine, root).
+    """
+    listed = [c for c in reader.containers(stack)
+              if (c.get("Labels") or {}).get(LABEL_STACK) == stack
+              and (c.get("Labels") or {}).get(LABEL_ROLE) != LOCK_ROLE]
+
+    def inspect_all_of(ids: list[str]) -> list[tuple[ObservedContainer, int]]:
+        if not ids:
+            return []
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return [from_inspect(d, local) for d in pool.map(reader.inspect, ids) if d is not None]
+
+    is_owner = {c["Id"]: (c.get("Labels") or {}).get(LABEL_ROLE) == Role.OWNER.value for c in listed}
+    fast = local_namespaces and not inspect_all
+    inspected = inspect_all_of([c["Id"] for c in listed if is_owner[c["Id"]] or not fast])
+    from_list: list[ObservedContainer] = []
+    if fast:
+        owner_ns = {c.id: c.netns for c, _ in inspected}
+        rest = [c for c in listed if not is_owner[c["Id"]]]
+        found = namespaces.container_pids(c["Id"] for c in rest if c.get("State") == "running")
+        unsure = []
+        for c in rest:
+            ns = namespaces.netns(found[c["Id"]]) if c["Id"] in found else None
+            o = from_listing(c, ns)
+            # A running container must have a namespace to compare with its owner's (when
+            # that owner still exists); if either is unknown here, the inspect decides.
+            if o.running and (ns is None or (o.network_container in owner_ns
+                                             and owner_ns[o.network_container] is None)):
+                unsure.append(c["Id"])
+            else:
+                from_list.append(o)
+        inspected += inspect_all_of(unsure)
+    pids = {c.id: pid for c, pid in inspected}
+    containers = tuple(sorted([c for c, _ in inspected] + from_list, key=lambda c: (c.group, c.name)))
+    live: dict[str, dict[str, str]] = {}
+    if refresh:
+        owners = {c.group: c for c in containers if c.role is Role.OWNER and c.running}
+        jobs = [(g, owners[g], sorted(keys)) for g, keys in sysctl_keys.items()
+                if keys and g in owners]
+        local_jobs = [job for job in jobs if local_namespaces and pids.get(job[1].id)]
+        values = namespaces.read_sysctls([(pids[o.id], keys) for _, o, keys in local_jobs])
+        for (g, _, _), v in zip(local_jobs, values):
+            if v is not None:
+                live[g] = v
+        remote = [job for job in jobs if job[0] not in live]
+        if remote and helper_read is not None:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                results = pool.map(lambda job: helper_read(stack, job[0], job[1].name, job[2],
+                                                           helper_images.get(job[0], "")), remote)
+                live.update({job[0]: v for job, v in zip(remote, results)})
+    return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
