@@ -28,7 +28,7 @@ from stackctl.spec.sysctls import normalize_value
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
-_ID = re.compile(r"[0-9a-f]{64}")
+_ID = re.compile(rb"[0-9a-f]{64}")
 
 
 def _setns_function() -> Optional[Callable[[int, int], None]]:
@@ -57,7 +57,7 @@ def available() -> bool:
 
 def container_pids(ids: Iterable[str]) -> dict[str, int]:
     """Container id -> the pid of one of its processes, for the ids found running here."""
-    wanted = set(ids)
+    wanted = {cid.encode() for cid in ids}
     found: dict[str, int] = {}
     if not wanted:
         return found
@@ -68,16 +68,19 @@ def container_pids(ids: Iterable[str]) -> dict[str, int]:
     for entry in entries:
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/cgroup", encoding="ascii", errors="replace") as f:
-                text = f.read()
+        try:  # os.read, not open(): this loop reads a file per process on the host
+            fd = os.open(f"/proc/{entry}/cgroup", os.O_RDONLY)
+            try:
+                text = os.read(fd, 65536)
+            finally:
+                os.close(fd)
         except OSError:
             continue  # exited meanwhile, or not ours to read
         # Nested engines put ids inside ids (/docker/<outer>/docker/<inner>): any of them
         # that is one of ours is the one.
         for cid in _ID.findall(text):
-            if cid in wanted and cid not in found:
-                found[cid] = int(entry)
+            if cid in wanted and cid.decode() not in found:
+                found[cid.decode()] = int(entry)
         if len(found) == len(wanted):
             break
     return found

@@ -3,6 +3,10 @@ against an engine whose processes this host cannot enter."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from support import BUSYBOX, SLEEPER, run_cli, spec_text
@@ -34,3 +38,70 @@ def test_live_sysctls_read_by_helper_when_nsenter_is_unavailable(docker_client, 
     names = {c.name for c in docker_client.containers.list(
         all=True, filters={"label": f"stackctl.stack={stack_name}"})}
     assert names == {f"{stack_name}-g", f"{stack_name}-g-m"}, "no helper is left behind"
+
+
+def _converged(stack_name: str, tmp_path, groups: int = 3):
+    spec = tmp_path / "stack.toml"
+    spec.write_text(spec_text(stack_name, {
+        f"g{i}": {"sysctls": {"net.core.somaxconn": 1100 + i, "kernel.shmmax": 44444444},
+                  "members": {"a": SLEEPER, "b": SLEEPER}}
+        for i in range(groups)}))
+    result = run_cli("apply", str(spec), "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return spec
+
+
+def test_no_op_observe_costs_one_list_and_one_inspect_per_group(docker_client, stack_name, tmp_path):
+    """The request budget of a no-op plan on a local engine: a constant plus one per group.
+    Members come from the listing and this host's /proc; the result is the same facts an
+    inspect of every container gives (--refresh=full)."""
+    from stackctl.engine import connect
+
+    _converged(stack_name, tmp_path, groups=3)
+    engine = connect()
+    assert engine.local_namespaces, "the tests run as root against a local engine"
+    api = engine.reader.api
+    keys = {f"g{i}": ["kernel.shmmax", "net.core.somaxconn"] for i in range(3)}
+
+    before = api.requests
+    fast = engine.observe(stack_name, keys)
+    assert api.requests - before == 1 + 3, "one list, one inspect per owner"
+    before = api.requests
+    full = engine.observe(stack_name, keys, inspect_all=True)
+    assert api.requests - before == 1 + 9, "one list, one inspect per container"
+
+    assert fast.sysctls == full.sysctls == {
+        f"g{i}": {"kernel.shmmax": "44444444", "net.core.somaxconn": str(1100 + i)} for i in range(3)}
+    by_id = {c.id: c for c in full.containers}
+    assert {c.id for c in fast.containers} == set(by_id)
+    for c in fast.containers:
+        f = by_id[c.id]
+        assert (c.name, c.role, c.group, c.member, c.config_hash, c.status, c.network_container,
+                c.netns, c.actual.get("image")) == \
+               (f.name, f.role, f.group, f.member, f.config_hash, f.status, f.network_container,
+                f.netns, f.actual.get("image"))
+        if c.member:
+            assert c.netns and c.netns == by_id[c.network_container].netns
+
+
+def test_plan_reads_a_local_engine_without_docker_py_or_processes(docker_client, stack_name, tmp_path):
+    """`stackctl plan` on a local engine imports no docker-py and spawns no process."""
+    spec = _converged(stack_name, tmp_path, groups=2)
+    probe = textwrap.dedent(f"""
+        import subprocess, sys
+        spawned = []
+        real = subprocess.Popen.__init__
+        def spy(self, *a, **kw):
+            spawned.append(a[0] if a else kw.get("args"))
+            real(self, *a, **kw)
+        subprocess.Popen.__init__ = spy
+        from stackctl.cli import main
+        try:
+            rc = main(["plan", "--detailed-exitcode", {str(spec)!r}])
+        except SystemExit as exc:
+            rc = exc.code
+        print("RESULT", rc, "docker" in sys.modules, len(spawned))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "RESULT 0 False 0", out.stdout + out.stderr
