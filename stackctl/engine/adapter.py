@@ -104,7 +104,7 @@ class Engine:
         """
         return facts.observe(
             self.reader, stack, sysctl_keys, refresh=refresh, inspect_all=inspect_all,
-            local_namespaces=self.local_namespaces, local=self.local,
+            local_namespaces=self.local_namespaces,
             helper_read=lambda *a: self.actions.read_by_helper(*a),
             helper_images=helper_images or {})
 
@@ -118,7 +118,7 @@ class Engine:
             # local engine, reading them back costs well under a millisecond where a
             # helper run costs ~120 ms.
             d = self.reader.inspect(r.extra["owner"])
-            pid = int(((d or {}).get("State") or {}).get("Pid") or 0)
+            pid = facts.from_inspect(d, local=True)[1] if d else 0
             if pid:
                 live = namespaces.read_sysctls([(pid, sorted(sysctls))])[0]
                 if live == sysctls:

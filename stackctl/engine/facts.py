@@ -117,13 +117,16 @@ def _joined(network_mode: str) -> Optional[str]:
 
 
 def from_inspect(d: dict[str, Any], local: bool) -> tuple[ObservedContainer, int]:
-    """An inspect document -> the container's facts, and its pid (0 when not running)."""
+    """An inspect document -> the container's facts, and its pid as this host sees it (0
+    when it is not running, or when ``local`` is false or the pid is not the container's)."""
     labels = d["Config"].get("Labels") or {}
     role = _role(labels)
     state = d.get("State") or {}
     host_config = d.get("HostConfig") or {}
     pid = int(state.get("Pid") or 0)
-    netns = namespaces.netns(pid) if local and pid and state.get("Running") else None
+    if not (local and pid and state.get("Running") and namespaces.runs_in(pid, d["Id"])):
+        pid = 0  # not a process this host can see as the container's
+    netns = namespaces.netns(pid) if pid else None
     c = ObservedContainer(
         id=d["Id"], name=d["Name"].lstrip("/"), role=role,
         group=labels.get(LABEL_GROUP, ""), member=labels.get(LABEL_MEMBER) or None,
@@ -161,7 +164,7 @@ def from_listing(c: dict[str, Any], netns: Optional[str]) -> ObservedContainer:
 
 
 def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]], *,
-            refresh: bool, inspect_all: bool, local_namespaces: bool, local: bool,
+            refresh: bool, inspect_all: bool, local_namespaces: bool,
             helper_read: Optional[HelperRead], helper_images: Mapping[str, str]) -> Observed:
     """Every container of ``stack`` and, with ``refresh``, the live sysctls per group.
 
@@ -179,7 +182,7 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
         pending = pool.map(reader.inspect, [c["Id"] for c in listed if is_owner[c["Id"]] or not fast])
         # The /proc scan runs here while the engine answers the inspects.
         found = namespaces.container_pids(c["Id"] for c in rest if c.get("State") == "running")
-        inspected = [from_inspect(d, local) for d in pending if d is not None]
+        inspected = [from_inspect(d, local_namespaces) for d in pending if d is not None]
         from_list: list[ObservedContainer] = []
         unsure = []
         owner_ns = {c.id: c.netns for c, _ in inspected}
@@ -193,7 +196,7 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
                 unsure.append(c["Id"])
             else:
                 from_list.append(o)
-        inspected += [from_inspect(d, local) for d in pool.map(reader.inspect, unsure) if d is not None]
+        inspected += [from_inspect(d, local_namespaces) for d in pool.map(reader.inspect, unsure) if d is not None]
     pids = {c.id: pid for c, pid in inspected}
     containers = tuple(sorted([c for c, _ in inspected] + from_list, key=lambda c: (c.group, c.name)))
     live: dict[str, dict[str, str]] = {}

@@ -86,6 +86,23 @@ def container_pids(ids: Iterable[str]) -> dict[str, int]:
     return found
 
 
+def runs_in(pid: int, cid: str) -> bool:
+    """Whether ``pid``, as this host's /proc numbers it, is a process of container ``cid``.
+
+    The engine reports pids in its own pid namespace. When stackctl runs in a container
+    with the engine's socket mounted, the same number may be another process (or none)
+    here; this check keeps a fact from ever being read from the wrong namespace.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/cgroup", os.O_RDONLY)
+        try:
+            return cid.encode() in _ID.findall(os.read(fd, 65536))
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+
+
 def netns(pid: int) -> Optional[str]:
     """The identity of ``pid``'s network namespace (``net:[4026532…]``), or None."""
     try:

@@ -185,3 +185,6 @@ def test_live_sysctls_are_read_in_the_target_namespaces_by_a_thread_that_ends() 
     assert os.readlink("/proc/thread-self/ns/net") == mine_before
     assert namespaces.netns(os.getpid()) == os.readlink(f"/proc/{os.getpid()}/ns/net")
     assert namespaces.container_pids([]) == {}
+    # A pid is only taken as a container's when its cgroup names that container.
+    assert not namespaces.runs_in(os.getpid(), "f" * 64)
+    assert not namespaces.runs_in(2 ** 22 + 1, "f" * 64)
