@@ -7,16 +7,21 @@ Runs the benchmark stack (bench/stacks.py) of N groups through stackctl *in proc
 (``stackctl.cli.main``), with:
 
 * a phase trace: wall time of each top-level step of the CLI (load the spec, observe the
-  engine, plan, render, image check, applier) and of every engine-adapter method, summed
-  over threads, with counts;
-* every HTTP request to the engine, by endpoint: count, summed latency, mean;
+  engine, plan, render, image check, applier), of the engine adapter's facts (connect,
+  ``Engine.observe``, ``facts.observe``, the ``/proc`` scan and in-process sysctl reads of
+  ``engine.namespaces``) and of every docker-py action (``DockerActions``, ``StackLock``),
+  summed over threads, with counts; and every process started, by program;
+* every HTTP request to the engine, by endpoint and transport (stackctl's stdlib socket
+  client for reads of a local engine, docker-py for actions): count, summed latency, mean;
 * cProfile of the main thread (the worker threads show up in the trace above), the top
   functions by cumulative and by own time written to DIR/*.txt;
 * with ``--py-spy``: the same commands as subprocesses under ``py-spy record`` (all threads,
   idle included), collapsed stacks written to DIR/pyspy-*.txt and the top frames printed;
 * import cost of the modules a plan needs (``python -X importtime``).
 
-Containers are named ``benchs-*``; everything is removed at the end.
+Containers are named ``benchs-*``; everything is removed at the end. This script imports
+docker-py itself, so in-process times never include its import (``stackctl plan`` does not
+import it; see the imports section for what a plan's process pays).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stacks  # noqa: E402
-from run import _endpoint  # noqa: E402
+from run import engine_requests, spawned_processes  # noqa: E402
 
 import docker  # noqa: E402
 
@@ -50,6 +55,7 @@ class Trace:
         self.lock = threading.Lock()
         self.spans: dict[str, list[float]] = defaultdict(list)
         self.http: dict[str, list[float]] = defaultdict(list)
+        self.processes: dict[str, int] = defaultdict(int)
         self.undo: list[Callable[[], None]] = []
 
     def wrap(self, owner: Any, attr: str, label: str) -> None:
@@ -67,50 +73,68 @@ class Trace:
         self.undo.append(lambda: setattr(owner, attr, orig))
 
     def install(self) -> None:
-        import docker.api.client as dac
-
         import stackctl.apply
-        import stackctl.engine.docker_engine as de
+        import stackctl.engine
+        import stackctl.engine.adapter as adapter
+        import stackctl.engine.facts as facts
+        import stackctl.engine.namespaces as namespaces
         import stackctl.plan
         import stackctl.render.human
-        import stackctl.resources
         import stackctl.spec
 
-        orig_send = dac.APIClient.send
+        # Requests through both transports: SocketApi.get (reads of a local engine) and
+        # docker-py's APIClient.send (actions; reads of a remote engine), timed per endpoint.
+        def request(transport: str, endpoint: str, seconds: float) -> None:
+            label = f"`{endpoint}`" if transport == "socket" else f"`{endpoint}` (docker-py)"
+            with self.lock:
+                self.http[label].append(seconds)
 
-        def send(api: Any, request: Any, **kw: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return orig_send(api, request, **kw)
-            finally:
-                with self.lock:
-                    self.http[_endpoint(request.method, request.path_url)].append(time.perf_counter() - t0)
+        def spawned(program: str) -> None:
+            with self.lock:
+                self.processes[program] += 1
 
-        dac.APIClient.send = send
-        self.undo.append(lambda: setattr(dac.APIClient, "send", orig_send))
+        for ctx in (engine_requests(request), spawned_processes(spawned)):
+            ctx.__enter__()
+            self.undo.append(lambda ctx=ctx: ctx.__exit__(None, None, None))
+
         self.wrap(stackctl.spec, "load", "cli: load spec")
+        self.wrap(stackctl.engine, "connect", "cli: engine connect (+ ping)")
         self.wrap(stackctl.plan, "make_plan", "cli: make_plan")
         self.wrap(stackctl.render.human, "render_plan", "cli: render_plan")
         self.wrap(stackctl.apply.Applier, "run", "cli: Applier.run")
-        for name in ("observe", "missing_images", "create_owner", "create_member", "write_sysctls",
-                     "read_sysctls", "_run_helper", "_remove_leftover", "_inspect_quiet", "restart",
-                     "remove", "_owned", "_to_observed", "lock"):
-            if hasattr(de.Engine, name):
-                self.wrap(de.Engine, name, f"Engine.{name}")
-        if hasattr(de, "StackLock"):
-            self.wrap(de.StackLock, "release", "StackLock.release")
-        orig_run = de.subprocess.run
+        for name in ("observe", "write_sysctls"):
+            if hasattr(adapter.Engine, name):
+                self.wrap(adapter.Engine, name, f"Engine.{name}")
+        self.wrap(facts, "observe", "facts.observe")
+        for name in ("container_pids", "runs_in", "read_sysctls"):
+            if hasattr(namespaces, name):
+                self.wrap(namespaces, name, f"namespaces.{name}")
+        # The whole run of a subprocess.run (its start is counted above, by program).
+        orig_run = subprocess.run
 
         def run(cmd: Any, *a: Any, **kw: Any) -> Any:
             t0 = time.perf_counter()
             try:
                 return orig_run(cmd, *a, **kw)
             finally:
+                program = cmd if isinstance(cmd, (str, bytes)) else (list(cmd) or ["?"])[0]
                 with self.lock:
-                    self.spans[f"subprocess {Path(str(cmd[0])).name}"].append(time.perf_counter() - t0)
+                    self.spans[f"subprocess.run {Path(str(program)).name}"].append(time.perf_counter() - t0)
 
-        de.subprocess.run = run
-        self.undo.append(lambda: setattr(de.subprocess, "run", orig_run))
+        subprocess.run = run
+        self.undo.append(lambda: setattr(subprocess, "run", orig_run))
+
+        try:  # docker-py's half; a plan on a local engine never uses it
+            import stackctl.engine.docker_engine as de
+        except ImportError:
+            return
+        for name in ("missing_images", "create_owner", "create_member", "write_sysctls", "_run_helper",
+                     "read_by_helper", "_remove_leftover", "restart", "update", "remove", "lock",
+                     "force_unlock"):
+            if hasattr(de.DockerActions, name):
+                self.wrap(de.DockerActions, name, f"DockerActions.{name}")
+        if hasattr(de, "StackLock"):
+            self.wrap(de.StackLock, "release", "StackLock.release")
 
     def uninstall(self) -> None:
         for f in reversed(self.undo):
@@ -122,12 +146,14 @@ class Trace:
                  "| span | count | total s (summed over threads) | mean ms |", "|---|---:|---:|---:|"]
         for k, v in sorted(self.spans.items(), key=lambda kv: -sum(kv[1])):
             lines.append(f"| {k} | {len(v)} | {sum(v):.2f} | {1000 * sum(v) / len(v):.1f} |")
-        lines += ["", "| engine endpoint | requests | total s (summed over threads) | mean ms | max ms |",
+        lines += ["", "| engine endpoint (stackctl's socket client unless marked) | requests | total s (summed over threads) | mean ms | max ms |",
                   "|---|---:|---:|---:|---:|"]
         for k, v in sorted(self.http.items(), key=lambda kv: -sum(kv[1])):
-            lines.append(f"| `{k}` | {len(v)} | {sum(v):.2f} | {1000 * sum(v) / len(v):.1f} | {1000 * max(v):.0f} |")
+            lines.append(f"| {k} | {len(v)} | {sum(v):.2f} | {1000 * sum(v) / len(v):.1f} | {1000 * max(v):.0f} |")
         lines.append(f"| **all** | {sum(len(v) for v in self.http.values())} | "
                      f"{sum(sum(v) for v in self.http.values()):.2f} | | |")
+        started = ", ".join(f"{k} x{v}" for k, v in sorted(self.processes.items()))
+        lines += ["", f"processes started: {sum(self.processes.values())}" + (f" ({started})" if started else "")]
         return "\n".join(lines)
 
 
@@ -135,11 +161,11 @@ def profiled(label: str, argv: list[str], out: Path, top: int = 25) -> str:
     import stackctl.cli
 
     trace = Trace()
-    trace.install()
     prof = cProfile.Profile()
     buf = io.StringIO()
-    t0 = time.perf_counter()
     try:
+        trace.install()
+        t0 = time.perf_counter()
         with contextlib.redirect_stdout(buf):
             prof.enable()
             rc = stackctl.cli.main(argv)

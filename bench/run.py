@@ -15,8 +15,11 @@ sysctls, two members per group) is brought up, re-run, changed, and removed:
 * with Docker Compose v2 (``docker compose up -d``, again, after each of the same two
   sysctl changes, ``down``).
 
-It also counts the engine API calls (HTTP requests) of one stackctl no-op plan, in
-process, and times ``stackctl --help``. It prints a table per N with absolute seconds,
+It also counts, in process, what one stackctl no-op plan asks of the engine and the host:
+every HTTP request through either transport (stackctl's stdlib socket client, which reads a
+local engine, and docker-py, which it imports for actions and remote engines), every process
+it starts, and the groups whose live sysctls it read in-process; and it times
+``stackctl --help``. It prints a table per N with absolute seconds,
 the ratios against the targets of issue 7 and PASS/FAIL. This is a benchmark, not a
 test: nothing here asserts on time. Every container it creates is named ``bench*`` and
 labelled; it removes exactly those, also on failure or Ctrl-C.
@@ -41,7 +44,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stacks  # noqa: E402
@@ -238,55 +241,192 @@ def _endpoint(method: str, path_url: str) -> str:
     return f"{method} {path}"
 
 
-def count_noop_calls(spec_dir: Path) -> dict[str, Any]:
-    """Run ``stackctl plan`` in process and count every HTTP request it sends the engine."""
-    import docker.api.client as dac
+def _docker_api_client() -> Any:
+    """docker-py's APIClient class, or None when docker-py is not installed.
 
-    import stackctl.cli
-    import stackctl.engine
-    import stackctl.engine.docker_engine as de
+    Importing it here does not change what stackctl sends: this script imports docker-py
+    anyway, and stackctl itself imports it only for its first action (or a remote engine);
+    the per-transport counts show whether it did.
+    """
+    try:
+        import docker.api.client as dac
+    except ImportError:
+        return None
+    return dac.APIClient
 
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-    orig_send = dac.APIClient.send
-    orig_connect = stackctl.engine.connect
-    orig_run = de.subprocess.run
-    engines: list[Any] = []
-    execs = Counter()
+
+@contextlib.contextmanager
+def engine_requests(record: Callable[[str, str, float], None]) -> Iterator[None]:
+    """While active, ``record(transport, endpoint, seconds)`` is called for every request
+    stackctl sends the engine, from any thread, through either transport:
+
+    - ``socket``: :meth:`stackctl.engine.socket_api.SocketApi.get`, the stdlib client that
+      reads a local engine (ping, list, inspect);
+    - ``docker-py``: ``docker.api.client.APIClient.send``, every action, and every read of
+      a remote engine.
+
+    ``endpoint`` is normalized by :func:`_endpoint` (``GET /containers/{id}/json``).
+    ``record`` must be thread-safe.
+    """
+    from stackctl.engine.socket_api import SocketApi
+
+    orig_get = SocketApi.get
+
+    def get(self: Any, endpoint: str, params: Any = None) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return orig_get(self, endpoint, params)
+        finally:
+            record("socket", _endpoint("GET", endpoint), time.perf_counter() - t0)
+
+    api_client = _docker_api_client()
+    orig_send = api_client.send if api_client is not None else None
 
     def send(self: Any, request: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return orig_send(self, request, **kw)  # type: ignore[misc]
+        finally:
+            record("docker-py", _endpoint(request.method, request.path_url), time.perf_counter() - t0)
+
+    SocketApi.get = get  # type: ignore[method-assign]
+    if api_client is not None:
+        api_client.send = send
+    try:
+        yield
+    finally:
+        SocketApi.get = orig_get  # type: ignore[method-assign]
+        if api_client is not None:
+            api_client.send = orig_send
+
+
+@contextlib.contextmanager
+def spawned_processes(record: Callable[[str], None]) -> Iterator[None]:
+    """While active, ``record(program)`` is called for every process this Python process
+    starts, from any thread and any module: through :mod:`subprocess` (run, check_output,
+    Popen: all of them construct a ``Popen``), ``os.system``, ``os.posix_spawn[p]`` or
+    ``os.fork``. A spawn that ``Popen`` does through ``os.posix_spawn`` counts once.
+    """
+    inside = threading.local()
+    orig_init = subprocess.Popen.__init__
+
+    def popen_init(self: Any, args: Any, *a: Any, **kw: Any) -> None:
+        argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        program = kw.get("executable") or (argv[0] if argv else "?")
+        if kw.get("shell"):
+            program = "sh"
+        record(Path(os.fsdecode(program)).name)
+        inside.depth = getattr(inside, "depth", 0) + 1
+        try:
+            orig_init(self, args, *a, **kw)
+        finally:
+            inside.depth -= 1
+
+    def os_wrapper(name: str, program: Callable[..., str]) -> tuple[str, Any, Any]:
+        orig = getattr(os, name)
+
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            if not getattr(inside, "depth", 0):
+                record(program(*a))
+            return orig(*a, **kw)
+        return name, orig, wrapper
+
+    os_patches = [os_wrapper("system", lambda cmd, *_: "sh"),
+                  os_wrapper("fork", lambda *_: "fork"),
+                  *[os_wrapper(n, lambda path, *_: Path(os.fsdecode(path)).name)
+                    for n in ("posix_spawn", "posix_spawnp") if hasattr(os, n)]]
+    subprocess.Popen.__init__ = popen_init  # type: ignore[method-assign]
+    for name, _, wrapper in os_patches:
+        setattr(os, name, wrapper)
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = orig_init  # type: ignore[method-assign]
+        for name, orig, _ in os_patches:
+            setattr(os, name, orig)
+
+
+def count_noop_calls(spec_dir: Path) -> dict[str, Any]:
+    """Run ``stackctl plan`` in process and count what it asks of the engine and the host.
+
+    - ``requests`` / ``by_endpoint`` / ``by_transport``: every HTTP request to the engine,
+      through the stdlib socket client and through docker-py (see :func:`engine_requests`);
+      ``per_object`` is the part whose endpoint names one container (``{id}``),
+      ``constant`` the rest, ``list`` the listings (``GET /containers/json``);
+    - ``socket_api_counter``: the ``requests`` counter of stackctl's own socket client,
+      a cross-check of the socket count (None when it did not connect through one);
+    - ``docker_py_imported``: whether the plan imported stackctl's docker-py half (None
+      when it was already imported before the plan ran, so this could not tell);
+    - ``subprocesses``: processes started, by program (see :func:`spawned_processes`);
+    - ``namespace_reads``: groups whose live sysctls were read in-process
+      (``stackctl.engine.namespaces.read_sysctls`` jobs), and ``proc_scans``: calls of
+      ``namespaces.container_pids`` (the ``/proc/*/cgroup`` scan).
+    """
+    import stackctl.cli
+    import stackctl.engine
+    import stackctl.engine.namespaces as namespaces
+
+    counts: Counter[str] = Counter()
+    transports: Counter[str] = Counter()
+    execs: Counter[str] = Counter()
+    ns_calls: Counter[str] = Counter()
+    lock = threading.Lock()
+    orig_connect = stackctl.engine.connect
+    orig_read, orig_pids = namespaces.read_sysctls, namespaces.container_pids
+    engines: list[Any] = []
+    docker_half = "stackctl.engine.docker_engine"
+    docker_before = docker_half in sys.modules
+
+    def request(transport: str, endpoint: str, seconds: float) -> None:
         with lock:
-            counts[_endpoint(request.method, request.path_url)] += 1
-        return orig_send(self, request, **kw)
+            counts[endpoint] += 1
+            transports[transport] += 1
+
+    def spawned(program: str) -> None:
+        with lock:
+            execs[program] += 1
 
     def connect(*a: Any, **kw: Any) -> Any:
         e = orig_connect(*a, **kw)
         engines.append(e)
         return e
 
-    def run(cmd: Any, *a: Any, **kw: Any) -> Any:
+    def read_sysctls(jobs: Any) -> Any:
         with lock:
-            execs[Path(str(cmd[0])).name] += 1
-        return orig_run(cmd, *a, **kw)
+            ns_calls["namespace_reads"] += len(jobs)
+        return orig_read(jobs)
 
-    dac.APIClient.send = send
+    def container_pids(ids: Any) -> Any:
+        with lock:
+            ns_calls["proc_scans"] += 1
+        return orig_pids(ids)
+
     stackctl.engine.connect = connect
-    de.subprocess.run = run
+    namespaces.read_sysctls, namespaces.container_pids = read_sysctls, container_pids
     out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(out):
+        with engine_requests(request), spawned_processes(spawned), contextlib.redirect_stdout(out):
             rc = stackctl.cli.main(["plan", "--detailed-exitcode", str(spec_dir)])
     finally:
-        dac.APIClient.send = orig_send
         stackctl.engine.connect = orig_connect
-        de.subprocess.run = orig_run
+        namespaces.read_sysctls, namespaces.container_pids = orig_read, orig_pids
+    counters = []
+    for e in engines:  # the socket client's own count (a docker-py reader has none)
+        api = getattr(getattr(e, "reader", None), "api", None)
+        if isinstance(getattr(api, "requests", None), int):
+            counters.append(api.requests)
     per_object = sum(v for k, v in counts.items() if "{id}" in k)
     return {
         "rc": rc, "requests": sum(counts.values()), "per_object": per_object,
         "constant": sum(counts.values()) - per_object,
         "list": counts.get("GET /containers/json", 0),
         "by_endpoint": dict(sorted(counts.items())),
+        "by_transport": dict(sorted(transports.items())),
+        "socket_api_counter": sum(counters) if counters else None,
+        "docker_py_imported": None if docker_before else docker_half in sys.modules,
         "subprocesses": dict(execs),
+        "namespace_reads": ns_calls["namespace_reads"],
+        "proc_scans": ns_calls["proc_scans"],
     }
 
 
@@ -442,10 +582,27 @@ def table(s: dict[str, Any], ns_for_calls: dict[int, dict[str, Any]]) -> str:
     lines.append(ratio_row("destroy"))
     c = s["calls"]
     if c:
-        ok = c["per_object"] <= n
-        lines.append(f"| engine calls of a no-op plan | {c['requests']} ({c['constant']} constant, "
-                     f"{c['list']} of them lists; {c['per_object']} per-container) | | | | "
-                     f"constant + <= {n} | {verdict(ok)} |")
+        # Target: a constant number of requests (lists, the ping) plus at most one per group.
+        # "Per-object" requests are those whose endpoint names one container ({id}); the
+        # rest must not grow with N, which only a run at several sizes can show.
+        others = {k: v["constant"] for k, v in ns_for_calls.items() if v and k != n}
+        grows = sorted(f"{v} at N = {k}" for k, v in others.items() if v != c["constant"])
+        ok = c["per_object"] <= n and not grows
+        if grows:
+            check = f"the rest differs across sizes: {', '.join(grows)}"
+        elif others:
+            check = f"the rest is the same at N = {', '.join(map(str, sorted(others)))}"
+        else:
+            check = "one size measured: the rest not compared across sizes"
+        if c["rc"] != 0:
+            check += f"; the plan was not a no-op (exit {c['rc']})"
+        lines.append(f"| engine requests of a no-op plan | {c['requests']}: {c['per_object']} per-container "
+                     f"(`{{id}}`), {c['constant']} not ({c['list']} of them lists); {check} | | | | "
+                     f"constant + <= {n} per-container | {verdict(ok)} |")
+        procs = c.get("subprocesses") or {}
+        names = ", ".join(f"{k} x{v}" for k, v in sorted(procs.items()))
+        lines.append(f"| processes started by a no-op plan | {sum(procs.values())}{f' ({names})' if names else ''} "
+                     f"| | | | (no target) | — |")
     return "\n".join(lines)
 
 
@@ -554,23 +711,32 @@ def main(argv: Optional[list[str]] = None) -> int:
            f"Python {info['python']}, docker-py {info['docker_py']}, stackctl at {info['stackctl_commit']}"
            f"{' (with uncommitted changes)' if info['stackctl_dirty'] else ''}; "
            f"medians of {args.repeat} run(s).", ""]
+    calls_by_n = {s["n"]: s["calls"] for s in summaries if s["calls"]}
     for s in summaries:
-        out += [table(s, {}), ""]
+        out += [table(s, calls_by_n), ""]
         nz = s["noise"]
         out += [f"Shared engine: up to {nz['max_foreign_containers']} containers of others present at the "
                 f"start of a cycle; CPU busy before a cycle at most {nz['max_cpu_busy_before']:.0%} "
                 f"({nz['cycles']} cycles). stackctl version(s) measured: {', '.join(nz['stackctl_versions'])}.", ""]
         if s["notes"]:
             out += ["Notes:", *[f"- {x}" for x in s["notes"]], ""]
-    out += ["#### Engine requests of one no-op `stackctl plan`, by endpoint", "",
-            "| N | " + " | ".join(["total", "per-container", "nsenter runs", "endpoints"]) + " |",
-            "|---:|---:|---:|---:|---|"]
+    out += ["#### What one no-op `stackctl plan` asked of the engine and the host (counted in process)", "",
+            "Requests through both transports (stackctl's stdlib socket client, docker-py); processes "
+            "started by any means; groups whose live sysctls were read in-process (setns).", "",
+            "| N | requests | per-container (`{id}`) | socket / docker-py | docker-py imported | "
+            "processes started | sysctls read in-process (groups) | endpoints |",
+            "|---:|---:|---:|---|---|---|---:|---|"]
     for s in summaries:
         c = s["calls"]
         if c:
             eps = ", ".join(f"`{k}` x{v}" for k, v in c["by_endpoint"].items())
-            out.append(f"| {s['n']} | {c['requests']} | {c['per_object']} | "
-                       f"{c['subprocesses'].get('nsenter', 0)} | {eps} |")
+            bt = c.get("by_transport", {})
+            procs = c.get("subprocesses") or {}
+            spawned = str(sum(procs.values())) + (" (" + ", ".join(f"{k} x{v}" for k, v in sorted(procs.items())) + ")"
+                                                   if procs else "")
+            imported = {True: "yes", False: "no", None: "(already imported)"}[c.get("docker_py_imported")]
+            out.append(f"| {s['n']} | {c['requests']} | {c['per_object']} | {bt.get('socket', 0)} / "
+                       f"{bt.get('docker-py', 0)} | {imported} | {spawned} | {c.get('namespace_reads', 0)} | {eps} |")
     if help_rows:
         out += ["", "#### Start-up: `--help`, median of 10", "", "| command | median | min | target | result |",
                 "|---|---:|---:|---|---|"]

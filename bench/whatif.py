@@ -12,11 +12,15 @@ cold            cold ``apply`` with ``--parallelism`` 10 (the default), 20 and 5
 engine-destroy  the engine alone (docker-py): force-remove all in parallel, members then
                 owners, kill all then remove.
 observe         the pieces of a no-op plan at N groups: list only, list + inspect of the
-                owners only, list + inspect of every container (as now), the /proc scan that
-                maps container ids to pids, live sysctls read by one nsenter per group from
-                a thread pool (as now) vs. one shell running every nsenter, and import time
-                of the modules with and without networkx.
-write           one sysctl write: the helper container (as now) vs. nsenter ``sysctl -w``.
+                owners only (the requests ``observe`` sends now), list + inspect of every
+                container (before 8d0fee3; ``--refresh=full`` still does), ``observe()`` as it
+                is, with its requests and processes counted, the /proc scan that maps
+                container ids to pids, live sysctls read in-process with setns (as now) vs.
+                the historical ways: one nsenter per group from a thread pool (before 8d0fee3)
+                and one shell running every nsenter; and import times.
+write           one sysctl write: ``Engine.write_sysctls`` as it is (in-process read-back,
+                then the helper container when the values differ) vs. nsenter ``sysctl -w``
+                (an alternative, not taken).
 engine-cpu      how busy the machine's CPUs are while the docker-py bound creates the stack,
                 and which processes burn it: is the engine itself the limit?
 
@@ -201,8 +205,46 @@ def exp_engine_cpu(api: Any, n: int, ports: list[int]) -> list[str]:
     return rows
 
 
+def _counted(f: Callable[[], Any]) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """Run ``f`` once; return (engine requests by (endpoint, transport), processes started
+    by program). Transports: ``socket`` (stackctl's stdlib client) and ``docker-py``."""
+    import threading
+    from collections import Counter
+
+    from run import engine_requests, spawned_processes
+
+    requests: Counter[tuple[str, str]] = Counter()
+    procs: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def request(transport: str, endpoint: str, seconds: float) -> None:
+        with lock:
+            requests[(endpoint, transport)] += 1
+
+    def spawned(program: str) -> None:
+        with lock:
+            procs[program] += 1
+
+    with engine_requests(request), spawned_processes(spawned):
+        f()
+    return dict(requests), dict(procs)
+
+
+def _describe(requests: dict[tuple[str, str], int], procs: dict[str, int]) -> str:
+    """"12 requests (`GET /x` x1, ...), 0 processes": what was counted, as counted."""
+    def plural(k: int, word: str) -> str:
+        return f"{k} {word}{'' if k == 1 else 'es' if word.endswith('s') else 's'}"
+
+    eps = ", ".join(f"`{ep}`{' (docker-py)' if transport != 'socket' else ''} x{v}"
+                    for (ep, transport), v in sorted(requests.items(), key=lambda kv: (kv[0][1] != 'socket', kv[0][0])))
+    started = ", ".join(f"{k} x{v}" for k, v in sorted(procs.items()))
+    return (f"{plural(sum(requests.values()), 'request')}{f' ({eps})' if eps else ''}, "
+            f"{plural(sum(procs.values()), 'process')}{f' ({started})' if started else ''}")
+
+
 def exp_observe(api: Any, n: int, spec: Path, ports: list[int]) -> list[str]:
     import stackctl.engine
+    from stackctl.engine import namespaces
     from stackctl.resources import LABEL_STACK
 
     stacks.write_stackctl_spec(spec, ports)
@@ -224,6 +266,9 @@ def exp_observe(api: Any, n: int, spec: Path, ports: list[int]) -> list[str]:
 
     listed = api.containers(all=True, filters=flt)
     owners = [c for c in listed if c["Labels"].get("stackctl.role") == "owner"]
+    members = [c for c in listed if c["Labels"].get("stackctl.role") == "member"]
+    keys = sorted(stacks.sysctls())
+    sysctl_keys = {g: keys for g in stacks.group_names(n)}
     with ThreadPoolExecutor(8) as pool:
         def inspect_owners() -> None:
             list(pool.map(api.inspect_container, [c["Id"] for c in api.containers(all=True, filters=flt)
@@ -232,34 +277,41 @@ def exp_observe(api: Any, n: int, spec: Path, ports: list[int]) -> list[str]:
         def inspect_all() -> None:
             list(pool.map(api.inspect_container, [c["Id"] for c in api.containers(all=True, filters=flt)]))
 
-        rows.append(f"| list only (`GET /containers/json`, label filter) | {1000 * timeit(lambda: api.containers(all=True, filters=flt)):.0f} ms | 1 |")
-        rows.append(f"| list + inspect owners only, 8 threads | {1000 * timeit(inspect_owners):.0f} ms | {1 + n} |")
-        rows.append(f"| list + inspect every container, 8 threads (as now) | {1000 * timeit(inspect_all):.0f} ms | {1 + 3 * n} |")
-        keys = sorted(stacks.sysctls())
+        rows.append(f"| list only (`GET /containers/json`, label filter), docker-py | "
+                    f"{1000 * timeit(lambda: api.containers(all=True, filters=flt)):.0f} ms | 1 |")
+        rows.append(f"| list + inspect owners only, docker-py, 8 threads (the requests observe() sends now) | "
+                    f"{1000 * timeit(inspect_owners):.0f} ms | {1 + len(owners)} |")
+        rows.append(f"| list + inspect every container, docker-py, 8 threads (observe() before 8d0fee3; "
+                    f"`--refresh=full` and saved plans still inspect every container) | "
+                    f"{1000 * timeit(inspect_all):.0f} ms | {1 + len(listed)} |")
         pids = [api.inspect_container(c["Id"])["State"]["Pid"] for c in owners]
-        rows.append(f"| observe() as now, with live sysctls | {1000 * timeit(lambda: engine.observe(stacks.STACKCTL_STACK, {g: keys for g in stacks.group_names(n)})):.0f} ms | {1 + 3 * n} requests, {n} nsenter |")
 
-    def proc_scan() -> dict[str, int]:
-        found: dict[str, int] = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                text = Path(f"/proc/{entry.name}/cgroup").read_text()
-            except OSError:
-                continue
-            i = text.find("/docker/")
-            if i >= 0:
-                cid = text[i + 8:i + 72]
-                pid = int(entry.name)
-                if cid not in found or pid < found[cid]:
-                    found[cid] = pid
-        return found
+    def observe() -> Any:
+        return engine.observe(stacks.STACKCTL_STACK, sysctl_keys)
 
-    scan = proc_scan()
-    hit = sum(1 for c in listed if c["Id"] in scan)
-    rows.append(f"| /proc scan: container id -> pid, netns readable (cgroup v1) | {1000 * timeit(proc_scan):.0f} ms | 0 requests; found {hit}/{len(listed)} |")
+    def observe_full() -> Any:
+        return engine.observe(stacks.STACKCTL_STACK, sysctl_keys, inspect_all=True)
+
+    observed = observe()
+    if len(observed.sysctls) != n:
+        log(f"observe N={n}: live sysctls read for {len(observed.sysctls)} of {n} groups")
+    rows.append(f"| observe() as now, with live sysctls (expected: 1 list + {n} owner inspects; members from "
+                f"the listing and /proc; sysctls read in-process, no process) | {1000 * timeit(observe):.0f} ms | "
+                f"{_describe(*_counted(observe))}; sysctls of {len(observed.sysctls)}/{n} groups |")
+    rows.append(f"| observe(inspect_all=True) (`--refresh=full`), with live sysctls | "
+                f"{1000 * timeit(observe_full):.0f} ms | {_describe(*_counted(observe_full))} |")
+
+    running = [c["Id"] for c in members if c.get("State") == "running"]
+    found = namespaces.container_pids(running)
+    rows.append(f"| /proc scan, `namespaces.container_pids` of the running members (as now, in observe) | "
+                f"{1000 * timeit(lambda: namespaces.container_pids(running)):.0f} ms | "
+                f"0 requests; found {len(found)}/{len(running)} |")
     paths = ["/proc/sys/" + k.replace(".", "/") for k in keys]
+    jobs = [(pid, keys) for pid in pids]
+    read = namespaces.read_sysctls(jobs)
+    rows.append(f"| live sysctls: in-process setns, `namespaces.read_sysctls` of {len(jobs)} owners (as now) | "
+                f"{1000 * timeit(lambda: namespaces.read_sysctls(jobs)):.1f} ms | "
+                f"{_describe(*_counted(lambda: namespaces.read_sysctls(jobs)))}; read {sum(1 for r in read if r)}/{len(jobs)} |")
 
     def nsenter_pool() -> None:
         with ThreadPoolExecutor(8) as pool:
@@ -271,8 +323,10 @@ def exp_observe(api: Any, n: int, spec: Path, ports: list[int]) -> list[str]:
     def nsenter_one_shell() -> None:
         subprocess.run(["sh", "-c", script, "sh", *map(str, pids)], capture_output=True, check=True)
 
-    rows.append(f"| live sysctls: one nsenter per group from 8 threads (as now) | {1000 * timeit(nsenter_pool):.0f} ms | {n} nsenter |")
-    rows.append(f"| live sysctls: one `sh` running every nsenter | {1000 * timeit(nsenter_one_shell):.0f} ms | 1 sh, {n} nsenter |")
+    rows.append(f"| live sysctls: one nsenter per group from 8 threads (historical: observe() before 8d0fee3) | "
+                f"{1000 * timeit(nsenter_pool):.0f} ms | {len(pids)} nsenter |")
+    rows.append(f"| live sysctls: one `sh` running every nsenter (historical alternative, not taken) | "
+                f"{1000 * timeit(nsenter_one_shell):.0f} ms | 1 sh, {len(pids)} nsenter |")
 
     def imports(code: str) -> float:
         return timeit(lambda: subprocess.run([sys.executable, "-c", code], check=True))
@@ -280,11 +334,18 @@ def exp_observe(api: Any, n: int, spec: Path, ports: list[int]) -> list[str]:
     base = "import attrs, cattrs, docker, stackctl.cli, stackctl.errors, stackctl.spec.model, stackctl.spec.converter"
     full = ("import stackctl.cli, stackctl.spec, stackctl.engine, stackctl.plan, stackctl.render.human, "
             "stackctl.apply")
+    probe = subprocess.run([sys.executable, "-c", full + "; import sys; print('docker' in sys.modules, "
+                            "'networkx' in sys.modules)"], capture_output=True, text=True, check=True).stdout.split()
+    has = ", ".join(f"{name} {'imported' if flag == 'True' else 'not imported'}"
+                    for name, flag in zip(("docker-py", "networkx"), probe))
     rows.append(f"| interpreter only (`python -c pass`) | {1000 * imports('pass'):.0f} ms | |")
-    rows.append(f"| interpreter + stackctl modules a plan imports (as now) | {1000 * imports(full):.0f} ms | |")
+    rows.append(f"| interpreter + stackctl.cli, spec, engine, plan, render.human (what a plan imports, as now) "
+                f"and apply | {1000 * imports(full):.0f} ms | {has} |")
     rows.append(f"| interpreter + `import networkx` | {1000 * imports('import networkx'):.0f} ms | |")
-    rows.append(f"| interpreter + `import docker` | {1000 * imports('import docker'):.0f} ms | |")
-    rows.append(f"| interpreter + docker, attrs, cattrs, cli, spec model/converter (no networkx) | {1000 * imports(base):.0f} ms | |")
+    rows.append(f"| interpreter + `import docker` (an apply pays it on its first action) | "
+                f"{1000 * imports('import docker'):.0f} ms | |")
+    rows.append(f"| interpreter + docker, attrs, cattrs, cli, spec model/converter (historical: the no-networkx "
+                f"proposal, when plans still imported docker-py) | {1000 * imports(base):.0f} ms | |")
     log(f"observe N={n}: destroying")
     cli(["destroy", "--auto-approve", str(spec)])
     return rows
@@ -301,16 +362,27 @@ def exp_write(api: Any, spec: Path, ports: list[int]) -> list[str]:
     helper = next(r for r in desired(load(str(spec)).stack) if r.role.value == "helper")
     owner = f"{stacks.STACKCTL_STACK}-g000"
     pid = api.inspect_container(owner)["State"]["Pid"]
-    xs, ys = [], []
     import attrs
 
+    # The values the owner was created with are live: write_sysctls reads them back
+    # in-process and runs no helper.
+    same = [0.0] * 5
     for i in range(5):
-        # A value the namespace does not have yet, so the helper really runs (write_sysctls
-        # skips it when the live values already match).
+        t0 = time.perf_counter()
+        engine.write_sysctls(stacks.STACKCTL_STACK, helper)
+        same[i] = time.perf_counter() - t0
+    same_counts = _describe(*_counted(lambda: engine.write_sysctls(stacks.STACKCTL_STACK, helper)))
+    xs, ys = [], []
+    helper_counts = ""
+    for i in range(5):
+        # A value the namespace does not have yet, so the helper really runs.
         changed = attrs.evolve(helper, config={"sysctls": {**helper.config["sysctls"],
                                                            "net.core.somaxconn": str(1100 + i)}})
         t0 = time.perf_counter()
-        engine.write_sysctls(stacks.STACKCTL_STACK, changed)
+        if i == 4:
+            helper_counts = _describe(*_counted(lambda: engine.write_sysctls(stacks.STACKCTL_STACK, changed)))
+        else:
+            engine.write_sysctls(stacks.STACKCTL_STACK, changed)
         xs.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         args = [f"{k}={v}" for k, v in helper.config["sysctls"].items()]
@@ -320,9 +392,14 @@ def exp_write(api: Any, spec: Path, ports: list[int]) -> list[str]:
                         "sh", *args], check=True, capture_output=True)
         ys.append(time.perf_counter() - t0)
     cli(["destroy", "--auto-approve", str(spec)])
-    return ["### one group's sysctls written and read back", "", "| way | median |", "|---|---:|",
-            f"| helper container (as now: create, start, wait, logs x2, remove) | {1000 * statistics.median(xs):.0f} ms |",
-            f"| nsenter into the owner's pid (local engine, root) | {1000 * statistics.median(ys):.0f} ms |"]
+    return ["### one group's sysctls written and read back", "", "| way | median | requests / processes (one run) |",
+            "|---|---:|---|",
+            f"| `Engine.write_sysctls`, values already live (as now after a create: in-process read-back only) | "
+            f"{1000 * statistics.median(same):.1f} ms | {same_counts} |",
+            f"| `Engine.write_sysctls`, a value differs (as now: in-process read-back, then the helper container) | "
+            f"{1000 * statistics.median(xs):.0f} ms | {helper_counts} |",
+            f"| nsenter into the owner's pid (an alternative, not taken; local engine, root) | "
+            f"{1000 * statistics.median(ys):.0f} ms | 0 requests; 1 process from Python (nsenter, which runs sh) |"]
 
 
 def main() -> int:

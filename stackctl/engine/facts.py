@@ -15,7 +15,8 @@ What one ``observe`` costs (N groups, M members each):
   member too: its start time stands in for the namespace, and its restart policy (which
   ``docker update`` can change and the listing does not show) is compared.
 
-So a no-op plan sends N + 1 requests on a local engine, where it used to send N(M+1) + 3.
+So a no-op plan sends N + 2 requests on a local engine (a ping, the listing, the owner
+inspects), where it used to send N(M+1) + 3.
 """
 
 from __future__ import annotations
