@@ -237,11 +237,20 @@ class DockerActions:
         if write:
             host_config["MaskedPaths"] = []
             host_config["ReadonlyPaths"] = []
-        self._remove_leftover(name, labels.get(LABEL_STACK))
+        def create() -> str:
+            return self.api.create_container(image, entrypoint=["sh", "-c", script, "sh"],
+                                             command=args, name=name, labels=labels,
+                                             host_config=host_config)["Id"]
         try:
-            cid = self.api.create_container(image, entrypoint=["sh", "-c", script, "sh"],
-                                            command=args, name=name, labels=labels,
-                                            host_config=host_config)["Id"]
+            try:
+                cid = create()
+            except docker.errors.APIError as exc:
+                # The name is taken: by a helper an interrupted run left behind (removed,
+                # then created again) or by something else (reported). Checking only on a
+                # conflict saves an inspect on every helper run.
+                if exc.status_code != 409 or not self._remove_leftover(name, labels.get(LABEL_STACK)):
+                    raise
+                cid = create()
         except docker.errors.ImageNotFound:
             raise EngineError(f"{name}: helper image {image!r} is not on the engine") from None
         except docker.errors.APIError as exc:
@@ -270,15 +279,17 @@ class DockerActions:
                 values[key] = normalize_value(value)
         return values
 
-    def _remove_leftover(self, name: str, stack: Optional[str]) -> None:
+    def _remove_leftover(self, name: str, stack: Optional[str]) -> bool:
         """Remove a helper left by an interrupted run, if (and only if) it is ours."""
         try:
             d = self.api.inspect_container(name)
         except docker.errors.NotFound:
-            return
+            return True  # gone meanwhile: the name is free again
         labels = d["Config"].get("Labels") or {}
         if stack and labels.get(LABEL_STACK) == stack and labels.get(LABEL_ROLE) == Role.HELPER.value:
             self.api.remove_container(d["Id"], force=True)
+            return True
+        return False
 
     # Ownership: every container id the applier passes here came from observe(), which
     # lists by this stack's label (or, for a saved plan, was checked against a fresh
