@@ -171,10 +171,24 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
 
     ``local_namespaces``: this process can read the engine's /proc (local engine, root).
     """
+    found = _containers(reader, stack, local_namespaces, inspect_all)
+    containers = tuple(sorted((c for c, _ in found), key=lambda c: (c.group, c.name)))
+    live: dict[str, dict[str, str]] = {}
+    if refresh:
+        pids = {c.id: pid for c, pid in found}
+        owners = {c.group: c for c in containers if c.role is Role.OWNER and c.running}
+        live = _live_sysctls(stack, {g: (owners[g], pids.get(owners[g].id, 0), sorted(keys))
+                                     for g, keys in sysctl_keys.items() if keys and g in owners},
+                             helper_read, helper_images)
+    return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
+
+
+def _containers(reader: Reader, stack: str, local_namespaces: bool,
+                inspect_all: bool) -> list[tuple[ObservedContainer, int]]:
+    """The stack's containers with their pids (0 when unknown here): see the module doc."""
     listed = [c for c in reader.containers(stack)
               if (c.get("Labels") or {}).get(LABEL_STACK) == stack
               and (c.get("Labels") or {}).get(LABEL_ROLE) != LOCK_ROLE]
-
     is_owner = {c["Id"]: (c.get("Labels") or {}).get(LABEL_ROLE) == Role.OWNER.value for c in listed}
     fast = local_namespaces and not inspect_all
     rest = [c for c in listed if not is_owner[c["Id"]]] if fast else []
@@ -182,38 +196,39 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
     with ThreadPoolExecutor(max_workers=4) as pool:
         pending = pool.map(reader.inspect, [c["Id"] for c in listed if is_owner[c["Id"]] or not fast])
         # The /proc scan runs here while the engine answers the inspects.
-        found = namespaces.container_pids(c["Id"] for c in rest if c.get("State") == "running")
-        inspected = [from_inspect(d, local_namespaces) for d in pending if d is not None]
-        from_list: list[ObservedContainer] = []
+        pids = namespaces.container_pids(c["Id"] for c in rest if c.get("State") == "running")
+        found = [from_inspect(d, local_namespaces) for d in pending if d is not None]
+        owner_ns = {c.id: c.netns for c, _ in found}
         unsure = []
-        owner_ns = {c.id: c.netns for c, _ in inspected}
         for c in rest:
-            ns = namespaces.netns(found[c["Id"]]) if c["Id"] in found else None
-            o = from_listing(c, ns)
-            # A running container must have a namespace to compare with its owner's (when
-            # that owner still exists); if either is unknown here, the inspect decides.
-            if o.running and (ns is None or (o.network_container in owner_ns
-                                             and owner_ns[o.network_container] is None)):
+            o = from_listing(c, namespaces.netns(pids[c["Id"]]) if c["Id"] in pids else None)
+            # A running member needs its namespace and its owner's (when that owner still
+            # exists) to be compared; if either is unknown here, an inspect decides.
+            if o.running and (o.netns is None or (o.network_container in owner_ns
+                                                  and owner_ns[o.network_container] is None)):
                 unsure.append(c["Id"])
             else:
-                from_list.append(o)
-        inspected += [from_inspect(d, local_namespaces) for d in pool.map(reader.inspect, unsure) if d is not None]
-    pids = {c.id: pid for c, pid in inspected}
-    containers = tuple(sorted([c for c, _ in inspected] + from_list, key=lambda c: (c.group, c.name)))
-    live: dict[str, dict[str, str]] = {}
-    if refresh:
-        owners = {c.group: c for c in containers if c.role is Role.OWNER and c.running}
-        jobs = [(g, owners[g], sorted(keys)) for g, keys in sysctl_keys.items()
-                if keys and g in owners]
-        local_jobs = [job for job in jobs if local_namespaces and pids.get(job[1].id)]
-        values = namespaces.read_sysctls([(pids[o.id], keys) for _, o, keys in local_jobs])
-        for (g, _, _), v in zip(local_jobs, values):
-            if v is not None:
-                live[g] = v
-        remote = [job for job in jobs if job[0] not in live]
-        if remote and helper_read is not None:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                results = pool.map(lambda job: helper_read(stack, job[0], job[1].name, job[2],
-                                                           helper_images.get(job[0], "")), remote)
-                live.update({job[0]: v for job, v in zip(remote, results)})
-    return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
+                found.append((o, pids.get(c["Id"], 0)))
+        found += [from_inspect(d, local_namespaces) for d in pool.map(reader.inspect, unsure)
+                  if d is not None]
+    return found
+
+
+def _live_sysctls(stack: str, jobs: Mapping[str, tuple[ObservedContainer, int, list[str]]],
+                  helper_read: Optional[HelperRead],
+                  helper_images: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """group -> live values; ``jobs`` maps a group to (running owner, its pid here, keys).
+
+    In this process through the owner's pid where there is one; else (remote engine, or
+    the process could not be entered) by a helper container.
+    """
+    local = [(g, pid, keys) for g, (_, pid, keys) in jobs.items() if pid]
+    live = {g: v for (g, _, _), v in zip(local, namespaces.read_sysctls([(p, k) for _, p, k in local]))
+            if v is not None}
+    by_helper = [g for g in jobs if g not in live]
+    if by_helper and helper_read is not None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            values = pool.map(lambda g: helper_read(stack, g, jobs[g][0].name, jobs[g][2],
+                                                    helper_images.get(g, "")), by_helper)
+            live.update(zip(by_helper, values))
+    return live
