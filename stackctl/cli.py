@@ -177,12 +177,12 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
         out.error(f"{signal.Signals(signum).name}: finishing the steps under way, starting no "
                   "new ones (send again to abort at once)")
 
-    previous = {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         Applier(engine, plan, parallelism, _printer(out), stop).run()
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     s = plan.summary
     out.say()
     if verb == "destroy":

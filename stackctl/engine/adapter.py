@@ -63,7 +63,7 @@ class _SocketReader:
         from stackctl.engine.socket_api import ApiError
 
         try:
-            return self.api.get(f"/containers/{cid}/json")  # type: ignore[no-any-return]
+            return self.api.get(f"/containers/{cid}/json")
         except ApiError as exc:
             if exc.status == 404:
                 return None  # removed between list and inspect

@@ -33,7 +33,7 @@ _ID = re.compile(rb"[0-9a-f]{64}")
 
 def _setns_function() -> Optional[Callable[[int, int], None]]:
     if hasattr(os, "setns"):  # Python 3.12+
-        return os.setns  # type: ignore[attr-defined,no-any-return]
+        return os.setns
     try:
         import ctypes
 

@@ -209,7 +209,7 @@ class _Planner:
 
     def orphans(self) -> list[Change]:
         groups = {r.group for r in self.desired}
-        out = []
+        out: list[Change] = []
         leftovers = [c for a, c in self.by_address.items() if a not in self.changes] + self.extras
         for c in sorted(leftovers, key=lambda c: c.address):
             if c.role is Role.HELPER:

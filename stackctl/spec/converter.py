@@ -238,9 +238,9 @@ def _make_converter() -> cattrs.Converter:
         return hook
 
     def class_factory(cl: type) -> Any:
-        overrides = {name: override(struct_hook=_mapping_of(h))
+        overrides: dict[str, Any] = {name: override(struct_hook=_mapping_of(h))
                      for (owner, name), h in _VALUE_HOOKS.items() if owner is cl}
-        inner = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True,
+        inner: Any = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True,
                                        _cattrs_detailed_validation=True, **overrides)
 
         def hook(value: Any, _: Any) -> Any:
@@ -323,10 +323,10 @@ def explain(exc: BaseException, path: KeyPath = (),
         for sub in without:
             yield from explain(sub, path, field)
     elif isinstance(exc, IterableValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            yield from explain(sub, path + (note.index,), field)
-        for sub in without:
+        by_index, unplaced = exc.group_exceptions()
+        for sub, inote in by_index:
+            yield from explain(sub, path + (inote.index,), field)
+        for sub in unplaced:
             yield from explain(sub, path, field)
     elif isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):

@@ -353,9 +353,9 @@ class _SetAside:
     def original(self, path: KeyPath) -> KeyPath:
         """``path`` in the data as written, before list elements were dropped."""
         for n in range(len(path) - 1, 0, -1):
-            kept = self.kept.get(path[:n])
-            if kept is not None and isinstance(path[n], int) and path[n] < len(kept):
-                return path[:n] + (kept[path[n]],) + path[n + 1:]
+            kept, step = self.kept.get(path[:n]), path[n]
+            if kept is not None and isinstance(step, int) and step < len(kept):
+                return path[:n] + (kept[step],) + path[n + 1:]
         return path
 
 
