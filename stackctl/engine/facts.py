@@ -8,9 +8,10 @@ What one ``observe`` costs (N groups, M members each):
 - one inspect per owner, for what the listing lacks: the restart policy, the port
   bindings (also of a stopped owner), the pid and the start time;
 - on a local engine with root, no request at all per member: the member's network
-  namespace comes from this host's ``/proc`` (:mod:`stackctl.engine.namespaces`), and the
-  namespace comparison is the exact test for a member stranded in a dead namespace. A
-  member whose process cannot be found there is inspected instead;
+  namespace comes from this host's ``/proc`` and cgroup files
+  (:mod:`stackctl.engine.namespaces`), and the namespace comparison is the exact test
+  for a member stranded in a dead namespace. A member whose process cannot be found
+  there is inspected instead;
 - on a remote engine, or with ``inspect_all`` (``--refresh=full``), one inspect per
   member too: its start time stands in for the namespace, and its restart policy (which
   ``docker update`` can change and the listing does not show) is compared.
@@ -195,9 +196,10 @@ def _containers(reader: Reader, stack: str, local_namespaces: bool,
     # Four threads: measured against 1-32 on a 2-core engine, the engine's own limit.
     with ThreadPoolExecutor(max_workers=4) as pool:
         pending = pool.map(reader.inspect, [c["Id"] for c in listed if is_owner[c["Id"]] or not fast])
-        # The /proc scan runs here while the engine answers the inspects.
-        pids = namespaces.container_pids(c["Id"] for c in rest if c.get("State") == "running")
         found = [from_inspect(d, local_namespaces) for d in pending if d is not None]
+        # Any owner found running here shows where the members' cgroups are.
+        known = next(((pid, c.id) for c, pid in found if pid), None)
+        pids = namespaces.container_pids([c["Id"] for c in rest if c.get("State") == "running"], known)
         owner_ns = {c.id: c.netns for c, _ in found}
         unsure = []
         for c in rest:

@@ -2,10 +2,12 @@
 
 Two things the Engine API cannot give cheaply:
 
-- which network namespace each container is in. ``/proc/<pid>/ns/net`` names it, and a
-  container's pid is found by scanning ``/proc/*/cgroup`` for its id (runc puts every
-  container in a cgroup named after its id, under any cgroup driver and version). One scan
-  costs about 30 ms for 300 containers and replaces one inspect request per member.
+- which network namespace each container is in. ``/proc/<pid>/ns/net`` names it. A
+  container's pid comes from its cgroup: runc puts every container in a cgroup named
+  after its id, under any cgroup driver and version. Knowing one container's cgroup
+  directory, the others' ``cgroup.procs`` are read directly (about 10 us each); failing
+  that, every process's ``/proc/<pid>/cgroup`` is scanned for the ids (about 25 ms for
+  1000 processes). Either replaces one inspect request per member.
 - the live values of sysctls inside a container's namespaces. A thread joins the owner's
   network and IPC namespaces with ``setns(2)`` and reads ``/proc/sys``, whose ``net.*``
   and IPC entries are resolved in the *reading thread's* namespaces. That takes about
@@ -55,12 +57,76 @@ def available() -> bool:
     return os.geteuid() == 0 and os.path.exists("/proc/self/ns/net")
 
 
-def container_pids(ids: Iterable[str]) -> dict[str, int]:
-    """Container id -> the pid of one of its processes, for the ids found running here."""
+def container_pids(ids: Iterable[str], known: Optional[tuple[int, str]] = None) -> dict[str, int]:
+    """Container id -> the pid of one of its processes, for the ids found running here.
+
+    ``known`` is (pid, id) of a container already found: its cgroup directory shows where
+    the engine puts containers' cgroups, so the others are read straight from their
+    ``cgroup.procs`` (cost per container, not per process on the host). Whatever that does
+    not find is looked for by scanning every process's ``/proc/<pid>/cgroup``.
+    """
+    wanted = set(ids)
+    found: dict[str, int] = {}
+    where = _cgroup_dir(*known) if known and wanted else None
+    if known and where:
+        mount, path = where
+        for cid in wanted:
+            pid = _first_pid(f"{mount}{path.replace(known[1], cid)}/cgroup.procs")
+            if pid and runs_in(pid, cid):
+                found[cid] = pid
+    rest = wanted - set(found)
+    if rest:
+        found.update(_scan(rest))
+    return found
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+def _first_pid(procs: str) -> int:
+    try:
+        first = _read(procs).split(b"\n", 1)[0]
+    except OSError:
+        return 0
+    return int(first) if first.isdigit() else 0
+
+
+def _cgroup_dir(pid: int, cid: str) -> Optional[tuple[str, str]]:
+    """(mount point, path below it) of the cgroup directory of container ``cid``, whose
+    process ``pid`` is; the path contains the id. None when it cannot be worked out."""
+    try:
+        lines = _read(f"/proc/{pid}/cgroup").decode(errors="replace").splitlines()
+        mounts = _read("/proc/self/mountinfo").decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if cid not in path:
+            continue
+        for mount in mounts:
+            fields = mount.split(" ")
+            if " - " not in mount or len(fields) < 5:
+                continue
+            fstype, _, options = mount.split(" - ", 1)[1].split(" ")[:3]
+            root, point = fields[3], fields[4]
+            if controllers == "" and fstype == "cgroup2":
+                pass  # the unified hierarchy
+            elif fstype != "cgroup" or not set(controllers.split(",")) <= set(options.split(",")):
+                continue
+            if root != "/" and not path.startswith(root + "/"):
+                continue
+            return point, path[len(root):] if root != "/" else path
+    return None
+
+
+def _scan(ids: set[str]) -> dict[str, int]:
     wanted = {cid.encode() for cid in ids}
     found: dict[str, int] = {}
-    if not wanted:
-        return found
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -69,11 +135,7 @@ def container_pids(ids: Iterable[str]) -> dict[str, int]:
         if not entry.isdigit():
             continue
         try:  # os.read, not open(): this loop reads a file per process on the host
-            fd = os.open(f"/proc/{entry}/cgroup", os.O_RDONLY)
-            try:
-                text = os.read(fd, 65536)
-            finally:
-                os.close(fd)
+            text = _read(f"/proc/{entry}/cgroup")
         except OSError:
             continue  # exited meanwhile, or not ours to read
         # Nested engines put ids inside ids (/docker/<outer>/docker/<inner>): any of them
@@ -94,11 +156,7 @@ def runs_in(pid: int, cid: str) -> bool:
     here; this check keeps a fact from ever being read from the wrong namespace.
     """
     try:
-        fd = os.open(f"/proc/{pid}/cgroup", os.O_RDONLY)
-        try:
-            return cid.encode() in _ID.findall(os.read(fd, 65536))
-        finally:
-            os.close(fd)
+        return cid.encode() in _ID.findall(_read(f"/proc/{pid}/cgroup"))
     except OSError:
         return False
 

@@ -83,6 +83,20 @@ def test_no_op_observe_costs_one_list_and_one_inspect_per_group(docker_client, s
         if c.member:
             assert c.netns and c.netns == by_id[c.network_container].netns
 
+    # Members' pids: read from their cgroups next to a known owner's, or found by a scan
+    # of every process; both are the member's own processes.
+    from stackctl.engine import namespaces
+
+    owner = next(c for c in full.containers if c.member is None)
+    owner_pid = docker_client.api.inspect_container(owner.id)["State"]["Pid"]
+    members = [c.id for c in full.containers if c.member]
+    direct = namespaces.container_pids(members, (owner_pid, owner.id))
+    scanned = namespaces.container_pids(members)
+    assert set(direct) == set(scanned) == set(members)
+    for cid in members:
+        assert namespaces.runs_in(direct[cid], cid) and namespaces.runs_in(scanned[cid], cid)
+        assert namespaces.netns(direct[cid]) == by_id[cid].netns
+
 
 def test_plan_reads_a_local_engine_without_docker_py_or_processes(docker_client, stack_name, tmp_path):
     """`stackctl plan` on a local engine imports no docker-py and spawns no process."""
