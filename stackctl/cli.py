@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Sequence
 
 from stackctl import __version__
 
@@ -364,8 +364,18 @@ def _positive(text: str) -> int:
     return n
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 1 like every other error: exit code 2 means
+    "there are changes" to `plan --detailed-exitcode`, and automation must not read a
+    mistyped flag as that."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"Error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="stackctl",
         description="Declarative namespace groups for Docker hosts: plan, apply, destroy.",
     )
