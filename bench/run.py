@@ -360,7 +360,7 @@ def count_noop_calls(spec_dir: Path) -> dict[str, Any]:
     - ``subprocesses``: processes started, by program (see :func:`spawned_processes`);
     - ``namespace_reads``: groups whose live sysctls were read in-process
       (``stackctl.engine.namespaces.read_sysctls`` jobs), and ``proc_scans``: calls of
-      ``namespaces.container_pids`` (the ``/proc/*/cgroup`` scan).
+      ``namespaces.container_pids`` (members' pids from their cgroups, or a /proc scan).
     """
     import stackctl.cli
     import stackctl.engine
@@ -396,10 +396,10 @@ def count_noop_calls(spec_dir: Path) -> dict[str, Any]:
             ns_calls["namespace_reads"] += len(jobs)
         return orig_read(jobs)
 
-    def container_pids(ids: Any) -> Any:
+    def container_pids(*a: Any, **kw: Any) -> Any:
         with lock:
             ns_calls["proc_scans"] += 1
-        return orig_pids(ids)
+        return orig_pids(*a, **kw)
 
     stackctl.engine.connect = connect
     namespaces.read_sysctls, namespaces.container_pids = read_sysctls, container_pids
