@@ -7,7 +7,10 @@ unknown keys added, so the fuzzing reaches deep into groups and members.
 from __future__ import annotations
 
 import datetime
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: the same parser, as a package
+    import tomli as tomllib
 from pathlib import Path
 from typing import Any
 

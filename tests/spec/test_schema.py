@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: the same parser, as a package
+    import tomli as tomllib
 from pathlib import Path
 
 import attrs
