@@ -18,6 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from stackctl.engine import facts, namespaces
+from stackctl.engine.socket_api import ApiError, SocketApi
 from stackctl.errors import EngineError
 from stackctl.observed import Observed
 from stackctl.resources import LABEL_STACK, Resource
@@ -32,8 +33,6 @@ def connect(timeout: int = 60) -> "Engine":
     """Connect to the engine at DOCKER_HOST (default: the local unix socket) and ping it."""
     host = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     if host.startswith("unix://"):
-        from stackctl.engine.socket_api import SocketApi
-
         api = SocketApi(host[len("unix://"):], timeout=timeout)
         api.ping()
         return Engine(host, _SocketReader(api), local=True)
@@ -46,12 +45,10 @@ def connect(timeout: int = 60) -> "Engine":
 class _SocketReader:
     """:class:`facts.Reader` over the stdlib socket client."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: SocketApi) -> None:
         self.api = api
 
     def containers(self, stack: str) -> list[dict[str, Any]]:
-        from stackctl.engine.socket_api import ApiError
-
         filters = json.dumps({"label": [f"{LABEL_STACK}={stack}"]})
         try:
             listed = self.api.get("/containers/json", {"all": "1", "filters": filters})
@@ -60,8 +57,6 @@ class _SocketReader:
         return list(listed or [])
 
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
-        from stackctl.engine.socket_api import ApiError
-
         try:
             return self.api.get(f"/containers/{cid}/json")
         except ApiError as exc:
@@ -77,7 +72,6 @@ class Engine:
                  actions: "Optional[DockerActions]" = None) -> None:
         self.host = host
         self.reader = reader
-        self.local = local
         # Whether this process can read the engine's containers' namespaces itself.
         self.local_namespaces = local and namespaces.available()
         self._actions = actions

@@ -54,7 +54,8 @@ class SocketApi:
         self.path = path
         self.timeout = timeout
         self._local = threading.local()
-        self.requests = 0  # how many requests were sent (the benchmark reads it)
+        self._count_lock = threading.Lock()
+        self.requests = 0  # how many requests were answered (tests and the benchmark read it)
 
     def get(self, endpoint: str, params: Optional[Mapping[str, str]] = None) -> Any:
         """The decoded JSON body of ``GET endpoint``; raises ApiError or EngineUnavailable."""
@@ -75,7 +76,8 @@ class SocketApi:
             except OSError as exc:
                 self._drop()
                 raise self._unavailable(exc) from None
-        self.requests += 1
+        with self._count_lock:  # four reader threads: += alone could lose a count
+            self.requests += 1
         if response.status >= 400:
             try:
                 message = json.loads(body).get("message") or ""
