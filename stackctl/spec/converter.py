@@ -181,6 +181,15 @@ def _restart(value: Any, _: Any) -> str:
     return value
 
 
+def _pull_policy(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise WrongType("a string", value)
+    if value not in model.PULL_POLICIES:
+        raise Invalid(f"unknown pull policy {value!r}",
+                      "use one of: " + ", ".join(model.PULL_POLICIES))
+    return value
+
+
 def _mapping_of(value_hook: Any) -> Any:
     """A hook for a table of string keys whose values go through ``value_hook``."""
 
@@ -202,10 +211,67 @@ def _mapping_of(value_hook: Any) -> Any:
     return hook
 
 
+def _str_or_list(value: Any, _: Any) -> tuple[str, ...]:
+    """One string or an array of strings (Compose's env_file)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        errors: list[Exception] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                exc = WrongType("a string", item)
+                exc.__notes__ = [IterableValidationNote(f"index {i}", i, str)]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError("invalid array items", errors, tuple)
+        return tuple(value)
+    raise WrongType("a string or an array of strings", value)
+
+
+def _size(value: Any, _: Any) -> str:
+    """A size as Compose writes it: "256m", or bytes as an integer (kept as text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise WrongType("a size string or an integer", value, 'for example "256m"')
+    return str(value)
+
+
+def _cpus(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WrongType("a number", value, "for example cpus = 0.5")
+    return float(value)
+
+
+def _ulimit(value: Any, _: Any) -> model.Ulimit:
+    """``nofile = 1024`` (soft = hard) or ``nofile = { soft = 1024, hard = 4096 }``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return model.Ulimit(soft=value, hard=value)
+    if isinstance(value, dict):
+        return converter.structure(value, model.Ulimit)
+    raise WrongType("an integer or a table { soft, hard }", value,
+                    "for example nofile = { soft = 1024, hard = 4096 }")
+
+
+def _health_test(value: Any, _: Any) -> Optional[tuple[str, ...]]:
+    """Compose's test: an array, or a string meaning ["CMD-SHELL", string]."""
+    if isinstance(value, str):
+        return ("CMD-SHELL", value)
+    return _str_or_list(value, None)
+
+
 # Per-attribute value hooks where the model's type (dict[str, str]) is not the whole story.
 _VALUE_HOOKS: dict[tuple[type, str], Any] = {
     (model.Group, "sysctls"): _sysctl_value,
     (model.Member, "environment"): _env_value,
+    (model.Member, "ulimits"): _ulimit,
+}
+
+# Whole-attribute hooks for keys that accept more than one TOML type, as Compose does.
+_FIELD_HOOKS: dict[tuple[type, str], Any] = {
+    (model.Member, "env_file"): _str_or_list,
+    (model.Member, "mem_limit"): _size,
+    (model.Member, "cpus"): _cpus,
+    (model.Group, "shm_size"): _size,
+    (model.Healthcheck, "test"): _health_test,
 }
 
 
@@ -215,6 +281,7 @@ def _make_converter() -> cattrs.Converter:
         conv.register_structure_hook(primitive, _strict(primitive))
     conv.register_structure_hook(PortBinding, _port)
     conv.register_structure_hook_func(lambda t: t == model.Restart, _restart)
+    conv.register_structure_hook_func(lambda t: t == model.PullPolicy, _pull_policy)
 
     def tuple_factory(t: Any) -> Any:
         inner = homogenous_tuple_structure_factory(t, conv)
@@ -240,6 +307,8 @@ def _make_converter() -> cattrs.Converter:
     def class_factory(cl: type) -> Any:
         overrides: dict[str, Any] = {name: override(struct_hook=_mapping_of(h))
                      for (owner, name), h in _VALUE_HOOKS.items() if owner is cl}
+        overrides.update({name: override(struct_hook=h)
+                          for (owner, name), h in _FIELD_HOOKS.items() if owner is cl})
         inner: Any = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True,
                                        _cattrs_detailed_validation=True, **overrides)
 

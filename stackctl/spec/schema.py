@@ -37,6 +37,14 @@ OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
         "additionalProperties": {"anyOf": [{"type": "integer"},
                                            {"type": "string", "minLength": 1}]},
     },
+    (model.Member, "env_file"): {"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    (model.Member, "mem_limit"): {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+    (model.Group, "shm_size"): {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+    (model.Member, "ulimits"): {"additionalProperties": {"anyOf": [
+        {"type": "integer"}, {"$ref": "#/$defs/Ulimit"}]}},
+    (model.Healthcheck, "test"): {"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     (model.Member, "environment"): {
         "propertyNames": {"minLength": 1, "pattern": "^[^=]*$"},
         "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
@@ -121,6 +129,8 @@ def _type(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "boolean"}
     if hint is int:
         return {"type": "integer"}
+    if hint is float:
+        return {"type": "number"}
     if hint is PortBinding:
         return {"anyOf": [{"type": "string", "pattern": PORT_PATTERN}, _VARIABLE]}
     if origin is Literal:

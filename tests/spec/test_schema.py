@@ -54,7 +54,7 @@ def test_every_valid_spec_file_passes(validator, path: Path) -> None:
     {"groups": {"edge": {"ports": [8080]}}},
     {"groups": {"edge": {"sysctls": {"vm.swappiness": 10}}}},
     {"groups": {"edge": {"sysctls": {"net.core.somaxconn": True}}}},
-    {"groups": {"edge": {"hostname": "x"}}},
+    {"groups": {"edge": {"mac_address": "02:42:ac:11:00:02"}}},
     {"groups": {"edge": {"members": {"web": {}}}}},
     {"groups": {"edge": {"members": {"web": {"image": "x", "hostname": "web"}}}}},
     {"groups": {"edge": {"members": {"web": {"image": "x", "ports": ["8080:80"]}}}}},
