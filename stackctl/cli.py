@@ -252,8 +252,7 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
         out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
     if args.out:
         keys, images = _observe_inputs(loaded)
-        with open(args.out, "w") as fh:
-            fh.write(planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
+        planfile.save(args.out, planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
         if not args.json:
             out.say(f"\nSaved the plan to {args.out}. To perform exactly these actions, run:\n"
                     f"    stackctl apply {args.out}")

@@ -62,10 +62,14 @@ class Observed:
     def fingerprint(self) -> str:
         """A digest of the state a plan was made against, to refuse a stale plan."""
         # Saved plans observe with every container inspected (start times known) both
-        # when made and when applied, so a member restarted in between is seen.
+        # when made and when applied, so a member restarted in between is seen. Names
+        # are in it: a saved plan's steps are checked against the names it was made
+        # with, so a rename in between makes it stale rather than act on another
+        # container. A running helper is another run's read, not this stack's state.
         rows = sorted(
-            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "", c.netns or "")
-            for c in self.containers
+            (c.id, c.name, c.config_hash, c.status, c.started_at, c.network_container or "",
+             c.netns or "")
+            for c in self.containers if not (c.role is Role.HELPER and c.running)
         )
         doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]

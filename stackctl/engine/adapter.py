@@ -103,21 +103,35 @@ class Engine:
             helper_images=helper_images or {})
 
     # --------------------------------------------------------------- actions
-    def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
-        """Make the owner's namespaces hold the group's sysctls; returns the live values."""
+    def _joinable_owner(self, stack: str, r: Resource, owner: str) -> dict[str, Any]:
+        """The inspect document of the owner ``r`` is about to join, by the id observe or
+        create_owner returned; refuses the step when that id is not (or no longer
+        named as) this group's owner. One inspect per joining step."""
+        d = self.reader.inspect(owner)
+        problem = facts.owner_problem(d, stack, r.group, r.extra["owner"])
+        if problem:
+            raise EngineError(f"{r.name}: {problem}")
+        assert d is not None
+        return d
+
+    def write_sysctls(self, stack: str, r: Resource, owner: str,
+                      skip_if_live: bool = False) -> dict[str, str]:
+        """Make the namespaces of the owner with id ``owner`` hold the group's sysctls;
+        returns the live values. ``skip_if_live``: the owner was just created or
+        restarted, so its namespace already has the values Docker set at creation, and
+        reading them back is enough when they are there (never for --replace)."""
         facts.refuse_host_wide(r)
+        d = self._joinable_owner(stack, r, owner)
         sysctls: dict[str, str] = r.config["sysctls"]
-        if self.local_namespaces:
-            # A new owner already has its sysctls (Docker writes them at creation): on a
-            # local engine, reading them back costs well under a millisecond where a
+        if skip_if_live and self.local_namespaces:
+            # On a local engine, reading them back costs well under a millisecond where a
             # helper run costs ~120 ms.
-            d = self.reader.inspect(r.extra["owner"])
-            pid = facts.from_inspect(d, local=True)[1] if d else 0
+            pid = facts.from_inspect(d, local=True)[1]
             if pid:
-                live = namespaces.read_sysctls([(pid, sorted(sysctls))])[0]
+                live = namespaces.read_sysctls([(pid, d["Id"], sorted(sysctls))])[0]
                 if live == sysctls:
                     return live
-        return self.actions.write_sysctls(stack, r)
+        return self.actions.write_sysctls(stack, r, d["Id"])
 
     def missing_images(self, images: Iterable[str]) -> dict[str, str]:
         return self.actions.missing_images(images)
@@ -126,7 +140,8 @@ class Engine:
         return self.actions.create_owner(stack, r)
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
-        return self.actions.create_member(stack, r, owner)
+        """Create the member joined to the owner with id ``owner`` (checked first)."""
+        return self.actions.create_member(stack, r, self._joinable_owner(stack, r, owner)["Id"])
 
     def restart(self, stack: str, cid: str, name: str) -> None:
         self.actions.restart(stack, cid, name)

@@ -76,6 +76,8 @@ class _Planner:
         self.extras: list[ObservedContainer] = []
         wanted_names = {r.address: r.name for r in desired}
         for c in sorted(observed.containers, key=lambda c: (c.name != wanted_names.get(c.address), c.name)):
+            if c.role is Role.HELPER and c.running:
+                continue  # at work for another run (a concurrent plan's read helper)
             if c.address in self.by_address or c.role in (None, Role.HELPER):
                 # Helpers are short-lived: one that is still there was left by an
                 # interrupted run. Unknown roles and duplicates are not ours to keep.

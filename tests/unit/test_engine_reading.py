@@ -175,7 +175,13 @@ def test_live_sysctls_are_read_in_the_target_namespaces_by_a_thread_that_ends() 
 
     keys = ["net.core.somaxconn", "kernel.shmmax", "net.no_such_key"]
     mine_before = os.readlink("/proc/thread-self/ns/net")
-    own, gone = namespaces.read_sysctls([(os.getpid(), keys), (2 ** 22 + 1, keys)])
+    mine = "e" * 64
+    real_runs_in = namespaces.runs_in
+    namespaces.runs_in = lambda pid, cid: (pid, cid) == (os.getpid(), mine) or real_runs_in(pid, cid)
+    try:
+        own, gone = namespaces.read_sysctls([(os.getpid(), mine, keys), (2 ** 22 + 1, mine, keys)])
+    finally:
+        namespaces.runs_in = real_runs_in
     if not namespaces.available():
         assert own is None and gone is None  # joining a namespace needs root
         return
@@ -188,3 +194,36 @@ def test_live_sysctls_are_read_in_the_target_namespaces_by_a_thread_that_ends() 
     # A pid is only taken as a container's when its cgroup names that container.
     assert not namespaces.runs_in(os.getpid(), "f" * 64)
     assert not namespaces.runs_in(2 ** 22 + 1, "f" * 64)
+
+
+def test_a_pid_is_checked_after_its_namespaces_are_opened(monkeypatch) -> None:
+    """The pid-reuse race: a container's process may exit and its pid be reused between
+    finding the pid and opening /proc/<pid>/ns/*. The namespaces are opened first and
+    the pid checked after, so what was opened is the container's or is not used; and a
+    pid that is not the container's process gives no values and no namespace."""
+    import os
+
+    from stackctl.engine import namespaces
+
+    if not namespaces.available():
+        pytest.skip("joining a namespace needs root")
+    order: list[str] = []
+    real_open, real_runs_in = os.open, namespaces.runs_in
+
+    def opening(path, *a, **kw):
+        if "/ns/" in str(path):
+            order.append("open")
+        return real_open(path, *a, **kw)
+
+    def checking(pid, cid):
+        order.append("check")
+        return real_runs_in(pid, cid)
+
+    monkeypatch.setattr(namespaces.os, "open", opening)
+    monkeypatch.setattr(namespaces, "runs_in", checking)
+    # This test's own pid stands for a container's pid reused by another process.
+    assert namespaces.read_sysctls([(os.getpid(), "f" * 64, ["net.core.somaxconn"])]) == [None]
+    assert order == ["open", "open", "check"]
+    order.clear()
+    assert namespaces.netns(os.getpid(), "f" * 64) is None
+    assert order == ["check"]
