@@ -233,3 +233,75 @@ def test_kill_9_mid_apply_then_force_unlock_and_converge(docker_client, stack_na
     assert all(len(v) == 1 and v[0] == "running" for v in state.values()), state
     assert len(state) == 5 * 3
     assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+
+
+# ------------------------------------------------- an impostor under the owner's name
+def _impostor(docker_client, name: str):
+    """An unlabelled container under ``name``, with a shareable IPC namespace as an
+    owner has: what someone would start to receive the group's sysctls and members."""
+    return docker_client.containers.run(BUSYBOX, ["sleep", "2147483647"], name=name,
+                                        detach=True, ipc_mode="shareable", init=True)
+
+
+def _somax_spec(tmp_path: Path, stack: str) -> Path:
+    return _spec(tmp_path, stack, {"web": {"sysctls": {"net.core.somaxconn": "${SOMAX:-1024}"},
+                                           "members": {"m": SLEEPER}}})
+
+
+def test_saved_plan_refuses_an_impostor_under_the_owner_name(docker_client, stack_name, tmp_path):
+    """The security review's reproduction: plan --out, rename the owner, start an
+    unlabelled container under its name, apply the plan. Nothing may reach the impostor;
+    its sysctl is checked from outside stackctl."""
+    spec = _somax_spec(tmp_path, stack_name)
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    plan_file = tmp_path / "p1.json"
+    planned = run_cli("plan", str(spec), "--out", str(plan_file), env={"SOMAX": "1025"})
+    assert planned.returncode == 0, planned.stderr
+    owner = docker_client.containers.get(f"{stack_name}-web")
+    owner.rename(f"{stack_name}-web-moved")
+    impostor = _impostor(docker_client, f"{stack_name}-web")
+    try:
+        before = live_sysctl(docker_client, impostor.id, "net.core.somaxconn")
+        result = run_cli("apply", str(plan_file))
+        _clean_error(result, "stale")
+        assert live_sysctl(docker_client, impostor.id, "net.core.somaxconn") == before
+        assert live_sysctl(docker_client, owner.id, "net.core.somaxconn") == "1024"
+        impostor.reload()
+        assert impostor.status == "running" and "stackctl.stack" not in impostor.labels
+    finally:
+        impostor.remove(force=True)
+
+
+def test_a_rename_between_plan_and_apply_refuses_the_joining_steps(docker_client, stack_name, tmp_path):
+    """As when the owner is renamed and an impostor started while `apply` waits at its
+    confirmation prompt: the plan was made, then the names moved. The helper and a new
+    member target the owner's id; the id no longer carries the name, so they refuse."""
+    from stackctl.apply import Applier
+    from stackctl.engine import connect
+    from stackctl.errors import ApplyError
+    from stackctl.plan import make_plan
+    from stackctl.resources import desired
+    from stackctl.spec import load
+
+    spec = _somax_spec(tmp_path, stack_name)
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    spec.write_text(spec.read_text().replace("[groups.web.members.m]", "[groups.web.members.n]\n"
+                                             f'image = "{BUSYBOX}"\ncommand = ["sleep", "2147483647"]\n'
+                                             "\n[groups.web.members.m]"))
+    want = desired(load(spec, env={"SOMAX": "1026"}).stack)
+    engine = connect()
+    keys = {"web": ["net.core.somaxconn"]}
+    plan = make_plan(want, engine.observe(stack_name, keys, helper_images={"web": BUSYBOX}))
+    assert {c.address for c in plan.actionable} == {"helper.web", "member.web.n"}
+    owner = docker_client.containers.get(f"{stack_name}-web")
+    owner.rename(f"{stack_name}-web-moved")  # ... while the operator reads the plan
+    impostor = _impostor(docker_client, f"{stack_name}-web")
+    try:
+        with pytest.raises(ApplyError) as exc:
+            Applier(engine, plan).run()
+        assert "now named" in str(exc.value)
+        assert live_sysctl(docker_client, impostor.id, "net.core.somaxconn") != "1026"
+        assert live_sysctl(docker_client, owner.id, "net.core.somaxconn") == "1024"
+        assert f"{stack_name}-web-n" not in {c.name for c in docker_client.containers.list(all=True)}
+    finally:
+        impostor.remove(force=True)
