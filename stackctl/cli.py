@@ -178,6 +178,13 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
     if missing:
         raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
             f"{image}: {cause}" for image, cause in sorted(missing.items())))
+    from stackctl.plan import preflight
+
+    wanted = {(b.host_port, b.protocol) for _, b in preflight.new_bindings(plan)}
+    busy = preflight.port_conflicts(plan, engine.held_ports(wanted))
+    if busy:
+        raise StackctlError("host ports are in use, so nothing was changed (free them, or "
+                            "publish other host ports):\n" + "\n".join(busy))
 
     stop = threading.Event()
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import attrs
 
 from stackctl.resources import Role, address
+from stackctl.spec.ports import PortBinding
 
 
 @attrs.frozen
@@ -73,3 +74,13 @@ class Observed:
         )
         doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@attrs.frozen
+class Held:
+    """A host port in use now: the binding, and who holds it in words (for the port
+    preflight, :mod:`stackctl.plan.preflight`)."""
+
+    binding: PortBinding
+    holder: str
+    container_id: str = ""  # the container publishing it, when the engine says so

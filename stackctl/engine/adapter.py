@@ -17,11 +17,12 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-from stackctl.engine import facts, namespaces
+from stackctl.engine import facts, host_ports, namespaces
 from stackctl.engine.socket_api import ApiError, SocketApi
 from stackctl.errors import EngineError
-from stackctl.observed import Observed
+from stackctl.observed import Held, Observed
 from stackctl.resources import LABEL_STACK, Resource
+from stackctl.spec.ports import PortBinding
 
 if TYPE_CHECKING:
     from stackctl.engine.docker_engine import DockerActions, StackLock
@@ -56,6 +57,12 @@ class _SocketReader:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {exc}") from None
         return list(listed or [])
 
+    def running(self) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.get("/containers/json") or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the engine's containers: {exc}") from None
+
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
             return self.api.get(f"/containers/{cid}/json")
@@ -72,6 +79,7 @@ class Engine:
                  actions: "Optional[DockerActions]" = None) -> None:
         self.host = host
         self.reader = reader
+        self.local = local  # the engine runs on this host (its unix socket)
         # Whether this process can read the engine's containers' namespaces itself.
         self.local_namespaces = local and namespaces.available()
         self._actions = actions
@@ -101,6 +109,27 @@ class Engine:
             local_namespaces=self.local_namespaces,
             helper_read=lambda *a: self.actions.read_by_helper(*a),
             helper_images=helper_images or {})
+
+    def held_ports(self, wanted: Iterable[tuple[int, str]]) -> list[Held]:
+        """Who holds the wanted (host port, protocol)s now: ports the engine's running
+        containers publish (any stack or none), and on a local engine this host's
+        sockets. For the port preflight (:mod:`stackctl.plan.preflight`)."""
+        wanted = set(wanted)
+        if not wanted:
+            return []
+        out = []
+        for c in self.reader.running():
+            name = min(c.get("Names") or [c["Id"]], key=lambda n: n.count("/")).lstrip("/")
+            for p in c.get("Ports") or []:
+                proto = p.get("Type") or "tcp"
+                if p.get("PublicPort") and (int(p["PublicPort"]), proto) in wanted:
+                    ip = p.get("IP") or ""
+                    out.append(Held(PortBinding(int(p["PublicPort"]), int(p.get("PrivatePort") or 0),
+                                                proto, "" if ip in ("", "0.0.0.0") else ip),
+                                    f"published by container {name} ({c['Id'][:12]})", c["Id"]))
+        if self.local:
+            out += host_ports.held(wanted)
+        return out
 
     # --------------------------------------------------------------- actions
     def _joinable_owner(self, stack: str, r: Resource, owner: str) -> dict[str, Any]:

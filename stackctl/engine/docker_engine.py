@@ -70,6 +70,12 @@ class DockerPyReader:
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
 
+    def running(self) -> list[dict[str, Any]]:
+        try:
+            return self.api.containers()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the engine's containers: {_explain(exc)}") from None
+
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
             return self.api.inspect_container(cid)

@@ -57,6 +57,9 @@ class Reader(Protocol):
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         """The container's inspect document, or None when it no longer exists."""
 
+    def running(self) -> list[dict[str, Any]]:
+        """Every running container of the engine, of any stack or none (the listing)."""
+
 
 # Reads a group's live sysctls when this host cannot enter the namespace: (stack, group,
 # owner id, keys, helper image) -> values. A helper container does it (docker-py).

@@ -69,7 +69,7 @@ def test_permission_denied_on_socket(tmp_path):
         server.close()
 
 
-def test_host_port_in_use_fails_only_that_group(docker_client, stack_name, tmp_path):
+def test_host_port_in_use_is_refused_before_anything_changes(docker_client, stack_name, tmp_path):
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
@@ -81,18 +81,50 @@ def test_host_port_in_use_fails_only_that_group(docker_client, stack_name, tmp_p
                      "members": {"web": HTTPD}},
         })
         result = run_cli("apply", str(spec), "--auto-approve")
-        _clean_error(result, f"{stack_name}-bad", "already in use")
-        assert "member.bad.web" in result.stderr  # named as not attempted, not as a cause
-        assert result.stderr.count("already in use") == 1, "root cause reported once"
-        assert "hello from stackctl" in http_get(ok)  # the independent group went on
-        state = _by_address(docker_client, stack_name)
-        assert "owner.bad" not in state, "no container is left in 'created' state"
+        _clean_error(result, "host ports are in use, so nothing was changed",
+                     f"owner.bad: host port 127.0.0.1:{taken}/tcp is in use: process "
+                     f"{os.getpid()} (")
+        assert not _by_address(docker_client, stack_name), "nothing was created"
         plan = run_cli("plan", str(spec))
-        assert "Plan: 2 to add, 0 to change, 0 to destroy." in plan.stdout
+        assert "Plan: 5 to add, 0 to change, 0 to destroy." in plan.stdout
     finally:
         busy.close()
     assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    assert "hello from stackctl" in http_get(ok)
     assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+
+
+def test_port_change_onto_a_busy_port_destroys_nothing(docker_client, stack_name, tmp_path, port):
+    """The group used to be destroyed, then fail to publish, and be left with 0
+    containers. Now the preflight refuses first, naming who holds the port: another
+    container's published port, or a process on this host."""
+    spec = _spec(tmp_path, stack_name, {"g": {"ports": [f"127.0.0.1:{port}:80"],
+                                              "members": {"web": HTTPD}}})
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    before = {c.id for c in docker_client.containers.list(filters={"label": f"stackctl.stack={stack_name}"})}
+    other_port = free_port()
+    squatter = docker_client.containers.run(PAUSE, detach=True, ports={"80/tcp": ("127.0.0.1", other_port)})
+    busy = socket.socket()
+    busy.bind(("0.0.0.0", 0))
+    busy.listen(1)
+    try:
+        for target, holder in ((other_port, f"published by container {squatter.name} "
+                                            f"({squatter.id[:12]})"),
+                               (busy.getsockname()[1], f"process {os.getpid()} (")):
+            spec.write_text(spec.read_text().replace(f":{port}:80", f":{target}:80"))
+            port = target
+            result = run_cli("apply", str(spec), "--auto-approve")
+            _clean_error(result, "nothing was changed", holder)
+            after = {c.id for c in docker_client.containers.list(
+                filters={"label": f"stackctl.stack={stack_name}"})}
+            assert after == before, "no container was destroyed"
+
+    finally:
+        busy.close()
+        squatter.remove(force=True)
+    # Freed: the same change now goes through.
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    assert "hello from stackctl" in http_get(port)
 
 
 def test_name_taken_by_unmanaged_container(docker_client, stack_name, tmp_path):

@@ -76,6 +76,32 @@ def test_inspect_document_becomes_facts() -> None:
     assert c.actual == {"image": "pause:3.10", "ports": ["127.0.0.1:8080:80/tcp"]}
 
 
+def test_an_owner_s_ports_are_the_bindings_the_engine_made() -> None:
+    """Requested '[fe80::1%lo]:30112:80' was accepted by the engine, which bound every
+    address: compared by the request alone it planned "No changes"."""
+    made_everywhere = {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30112"},
+                                  {"HostIp": "::", "HostPort": "30112"}]}
+
+    def owner(requested: dict, made: dict, running: bool = True) -> list[str]:
+        d = {"Id": OWNER_ID, "Name": "/shop-edge",
+             "Config": {"Image": "pause:3.10", "Labels": {**LABELS, "stackctl.role": "owner"}},
+             "State": {"Status": "running" if running else "exited", "Running": running},
+             "HostConfig": {"PortBindings": requested}, "NetworkSettings": {"Ports": made}}
+        return from_inspect(d, local=False)[0].actual["ports"]
+
+    zoned = {"80/tcp": [{"HostIp": "fe80::1%lo", "HostPort": "30112"}]}
+    assert owner(zoned, made_everywhere) == ["30112:80/tcp"]
+    assert owner(zoned, {}, running=False) == ["[fe80::1%lo]:30112:80/tcp"]
+    # Agreeing bindings keep the requested (the spec's) spelling.
+    every = {"80/tcp": [{"HostIp": "", "HostPort": "30112"}]}
+    assert owner(every, made_everywhere) == ["30112:80/tcp"]
+    assert owner({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30112"}]},
+                 {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30112"}]}) == ["0.0.0.0:30112:80/tcp"]
+    mapped = {"80/tcp": [{"HostIp": "::ffff:127.0.0.1", "HostPort": "30113"}]}
+    assert owner(mapped, {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "30113"}]}) == \
+        ["[::ffff:127.0.0.1]:30113:80/tcp"]
+
+
 # ------------------------------------------------------------------ socket client
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
