@@ -143,7 +143,7 @@ class Applier:
         assert r is not None, f"{c.address}: {kind} without a desired resource"
         if kind in ("restart", "update") and r.role is not Role.HELPER:
             assert c.container_id and c.container_name
-            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart")}
+            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart", "state")}
             if mend:
                 self.engine.update(stack, c.container_id, c.container_name, mend)
             if kind == "restart":

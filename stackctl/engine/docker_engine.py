@@ -393,8 +393,11 @@ class DockerActions:
         return True
 
     def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
-        """Mend what can be changed on a live container: its name and restart policy."""
+        """Mend what can be changed on a live container: its name and restart policy, and
+        a paused one is unpaused (``state`` -> running), keeping its process and namespace."""
         try:
+            if changes.get("state") == "running":
+                self.api.unpause(cid)
             if "restart" in changes:
                 self.api.update_container(cid, restart_policy=_restart_policy(changes["restart"]) or {"Name": "no"})
             if "name" in changes and changes["name"] != name:

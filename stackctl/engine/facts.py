@@ -45,7 +45,7 @@ from stackctl.spec.ports import PortBinding
 from stackctl.spec.sysctls import name_problem
 
 LOCK_ROLE = "lock"
-_EXITED = re.compile(r"^Exited \((-?\d+)\)")
+_EXITED = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
 
 
 class Reader(Protocol):

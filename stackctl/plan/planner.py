@@ -57,8 +57,22 @@ def _mended(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
 
 
 def _by_hand(attributes: tuple[AttributeChange, ...]) -> str:
-    what = {"name": "renamed", "restart": "restart policy changed"}
+    what = {"name": "renamed", "restart": "restart policy changed", "state": "paused"}
     return " and ".join(what[a.name] for a in attributes) + " by hand"
+
+
+def _unpaused(obs: ObservedContainer) -> tuple[AttributeChange, ...]:
+    """A paused container is unpaused in place: a restart would give an owner a new
+    namespace (stranding its members) and a member a new process, for nothing."""
+    return (AttributeChange("state", "paused", "running"),) if obs.status == "paused" else ()
+
+
+def completed(r: Resource, obs: ObservedContainer) -> bool:
+    """A member that ran to completion: exit code 0 under a policy that does not
+    restart it (``no``, ``on-failure``). It is done, not down: starting it again on
+    every apply would run a one-shot job again and again."""
+    return (r.role is Role.MEMBER and obs.status == "exited" and obs.exit_code == 0
+            and r.restart in ("no", "on-failure"))
 
 
 def _status(c: ObservedContainer) -> str:
@@ -125,8 +139,8 @@ class _Planner:
         if replaced is not None:
             return replaced
         assert obs is not None  # a missing container is a create, decided above
-        mended = _mended(r, obs)
-        if not obs.running:
+        mended = _mended(r, obs) + _unpaused(obs)
+        if not obs.running and obs.status != "paused":
             return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
                                 "again; its members re-join the new namespace", mended)
         if mended:
@@ -185,9 +199,13 @@ class _Planner:
         if obs.network_container and obs.network_container != owner_obs.id:
             return self._change(r, obs, Action.REPLACE, "owner was recreated after the member "
                                 "started: attached to a dead namespace", cause=owner_addr)
-        mended = _mended(r, obs)
+        mended = _mended(r, obs) + _unpaused(obs)
         restart_reason = ""
-        if owner.action is Action.RESTART:
+        if completed(r, obs) or obs.status in ("paused", "restarting"):
+            # Done; or to be unpaused in place; or being restarted by the engine under
+            # its own policy (status reports a restart loop as failing).
+            pass
+        elif owner.action is Action.RESTART:
             restart_reason = "owner restarts: member re-joins its new namespace"
         elif obs.running and obs.netns and owner_obs.netns:
             # Both namespaces are known (local engine): comparing them is the exact test.

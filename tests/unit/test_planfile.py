@@ -27,7 +27,7 @@ def _plans(tmp_path) -> dict[str, Plan]:
         "create": make_plan(want, Observed(stack="shop")),
         "no-op": make_plan(want, obs),
         "replace": make_plan(changed, obs),
-        "mixed": make_plan(gone, evolve(drop(obs, "member.edge.app"), "member.edge.web", status="exited")),
+        "mixed": make_plan(gone, evolve(drop(obs, "member.edge.app"), "member.edge.web", status="exited", exit_code=137)),
         "destroy": make_plan(want, obs, destroy=True),
         "target": make_plan(changed, obs, targets=["member.edge.web"]),
     }
