@@ -1,6 +1,6 @@
 """desired resources x observed facts -> Plan. Pure: no engine, no I/O, no clock.
 
-Decisions, in the order DESIGN.md section 4 states them:
+Decisions, in the order the design contract's plan semantics state them:
 
 * a changed sysctl is an in-place update of ``helper.<group>``; nothing restarts;
 * a changed owner attribute (image, command, ports) replaces the owner, and every member
