@@ -19,6 +19,7 @@ def _spec(tmp_path, stack: str, groups: dict):
     return path
 
 
+@pytest.mark.fault
 def test_a_paused_owner_is_unpaused_in_place(docker_client, stack_name, tmp_path, port):
     spec = _spec(tmp_path, stack_name, {"g": {"ports": [f"127.0.0.1:{port}:80"],
                                               "members": {"web": HTTPD}}})
