@@ -142,6 +142,14 @@ def _resource(stack: str, c: Change, r: Resource) -> Iterator[str]:
         yield (f"{where}: joins {r.extra.get('owner')!r}, not the owner of its group "
                f"({container_name(stack, r.group)})")
     yield from _CHECKS[r.role](where, r)
+    # What the applier mends in place comes from the attributes: only to the spec's values.
+    for a in c.attributes:
+        if a.name == "name" and a.after != r.name:
+            yield f"{where}: renames to {a.after!r}, not to its container name {r.name!r}"
+        elif a.name == "restart" and a.after not in RESTART_POLICIES:
+            yield f"{where}: unknown restart policy {a.after!r}"
+        elif a.name == "state" and a.after != "running":
+            yield f"{where}: state can only become 'running', not {a.after!r}"
 
 
 def _deleted(c: Change) -> Iterator[str]:

@@ -218,6 +218,9 @@ def _sysctl_update_plan(tmp_path) -> dict:
     (lambda d: _change(d, "owner.edge")["resource"]["extra"]["sysctls"].update(
         {"kernel.core_pattern": "|/tmp/x"}), "not namespaced"),
     (lambda d: d["plan"].update(stack="../x"), "invalid stack name"),
+    (lambda d: _change(d, "member.edge.web")["attributes"].append(
+        {"name": "name", "before": "shop-edge-web", "after": "victim", "forces_replacement": False}),
+     "renames to 'victim'"),
     (lambda d: d["observe"]["sysctl_keys"]["edge"].append("fs.file-max"), "not namespaced"),
 ])
 def test_a_hand_edited_plan_is_validated_again(tmp_path, edit, fragment) -> None:
