@@ -253,3 +253,20 @@ def test_a_pid_is_checked_after_its_namespaces_are_opened(monkeypatch) -> None:
     order.clear()
     assert namespaces.netns(os.getpid(), "f" * 64) is None
     assert order == ["check"]
+
+
+@pytest.mark.parametrize("name", ["net.//.fs.lease-break-time", "net/../fs/lease-break-time",
+                                  "vm.swappiness", "kernel.hostname", "net..core"])
+def test_the_last_gate_uses_the_whole_name_rule(name: str) -> None:
+    """busybox's sysctl swaps '.' and '/': 'net.//.fs.lease-break-time' starts with 'net.'
+    and wrote the host's fs.lease-break-time through a prefix-only gate."""
+    from stackctl.engine.facts import refuse_host_wide
+    from stackctl.errors import EngineError
+    from stackctl.resources import Resource, Role
+
+    r = Resource(address="helper.g", role=Role.HELPER, group="g", member=None, name="s-g-sysctl",
+                 config={"sysctls": {"net.core.somaxconn": "1024", name: "1"}})
+    with pytest.raises(EngineError, match="refusing to write"):
+        refuse_host_wide(r)
+    refuse_host_wide(Resource(address="helper.g", role=Role.HELPER, group="g", member=None,
+                              name="s-g-sysctl", config={"sysctls": {"net.core.somaxconn": "1"}}))
