@@ -29,7 +29,8 @@ class EngineActions(Protocol):
 
     def create_owner(self, stack: str, r: Resource) -> str: ...
     def create_member(self, stack: str, r: Resource, owner: str) -> str: ...
-    def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]: ...
+    def write_sysctls(self, stack: str, r: Resource, owner: str,
+                      skip_if_live: bool = False) -> dict[str, str]: ...
     def restart(self, stack: str, cid: str, name: str) -> None: ...
     def update(self, stack: str, cid: str, name: str, changes: dict[str, str]) -> None: ...
     def remove(self, stack: str, cid: str, name: str) -> None: ...
@@ -94,6 +95,13 @@ class Applier:
         self.on_event = on_event or (lambda e: None)
         self.stop = stop
         self.changes = {c.address: c for c in plan.changes}
+        # group -> the id of its owner: the one observe listed (when the plan keeps it)
+        # or the one create_owner returned. Helpers and members join the owner by this
+        # id, never by name: a name can pass to a container without this stack's label.
+        self.owner_ids: dict[str, str] = {
+            c.resource.group: c.container_id for c in plan.changes
+            if c.resource is not None and c.resource.role is Role.OWNER and c.container_id
+            and c.action in (Action.NOOP, Action.UPDATE, Action.RESTART)}
 
     def run(self) -> None:
         steps, edges = steps_of(self.plan)
@@ -135,17 +143,25 @@ class Applier:
         assert r is not None, f"{c.address}: {kind} without a desired resource"
         if kind in ("restart", "update") and r.role is not Role.HELPER:
             assert c.container_id and c.container_name
-            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart")}
+            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart", "state")}
             if mend:
                 self.engine.update(stack, c.container_id, c.container_name, mend)
             if kind == "restart":
                 self.engine.restart(stack, c.container_id, r.name)
             return ""
-        if r.role is Role.HELPER:
-            values = self.engine.write_sysctls(stack, r)
-            return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
         if r.role is Role.OWNER:
             cid = self.engine.create_owner(stack, r)
-        else:
-            cid = self.engine.create_member(stack, r, r.extra["owner"])
+            self.owner_ids[r.group] = cid
+            return f"id={cid[:12]}"
+        owner = self.owner_ids.get(r.group)
+        if owner is None:
+            raise EngineError(f"{r.name}: the plan names no owner of group {r.group!r} to "
+                              "join; nothing was created (make a new plan)")
+        if r.role is Role.HELPER:
+            # When the owner was just created or restarted (the change's cause), Docker
+            # set the sysctls itself: reading them back may be enough. Never for drift
+            # or --replace, which must write.
+            values = self.engine.write_sysctls(stack, r, owner, skip_if_live=c.cause is not None)
+            return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+        cid = self.engine.create_member(stack, r, owner)
         return f"id={cid[:12]}"

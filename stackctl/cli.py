@@ -46,10 +46,10 @@ class _Out:
 
 
 # --------------------------------------------------------------------- helpers
-def _load(path: str) -> "LoadedSpec":
+def _load(path: str, names_only: bool = False) -> "LoadedSpec":
     from stackctl.spec import load
 
-    return load(path)
+    return load(path, names_only=names_only)
 
 
 _DESIRED: dict[int, tuple["LoadedSpec", list["Resource"]]] = {}
@@ -126,14 +126,14 @@ def _lock(engine: "Engine", stack: str, images: list[str], operation: str, timeo
             time.sleep(0.5)
 
 
-def _confirm(out: _Out, question: str, auto_approve: bool) -> bool:
+def _confirm(out: _Out, question: str, auto_approve: bool, verb: str = "apply") -> bool:
     from stackctl.errors import StackctlError
 
     if auto_approve:
         return True
     if not sys.stdin.isatty():
         raise StackctlError("no terminal to ask for confirmation on: re-run with "
-                            "--auto-approve to apply without asking")
+                            f"--auto-approve to {verb} without asking")
     out.say(f"{question}\n  Only 'yes' will be accepted to approve.\n")
     try:
         answer = input("  Enter a value: ")
@@ -178,6 +178,13 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
     if missing:
         raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
             f"{image}: {cause}" for image, cause in sorted(missing.items())))
+    from stackctl.plan import preflight
+
+    wanted = {(b.host_port, b.protocol) for _, b in preflight.new_bindings(plan)}
+    busy = preflight.port_conflicts(plan, engine.held_ports(wanted))
+    if busy:
+        raise StackctlError("host ports are in use, so nothing was changed (free them, or "
+                            "publish other host ports):\n" + "\n".join(busy))
 
     stop = threading.Event()
 
@@ -208,11 +215,12 @@ def _review_and_execute(out: _Out, args: argparse.Namespace, engine: "Engine", p
     """Show the plan, ask (unless --auto-approve), then execute it."""
     from stackctl.render.human import render_plan
 
-    out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
+    out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh),
+                        targeted=bool(getattr(args, "target", None))), end="")
     if plan.summary.empty:
         return EXIT_OK
     out.say()
-    if not _confirm(out, question, args.auto_approve):
+    if not _confirm(out, question, args.auto_approve, verb):
         out.say(f"{verb.capitalize()} cancelled.")
         return EXIT_ERROR
     return _execute(out, engine, plan, args.parallelism, verb)
@@ -249,11 +257,11 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
     if args.json:
         out.say(render_json(plan), end="")
     else:
-        out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
+        out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh),
+                            targeted=bool(args.target)), end="")
     if args.out:
         keys, images = _observe_inputs(loaded)
-        with open(args.out, "w") as fh:
-            fh.write(planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
+        planfile.save(args.out, planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
         if not args.json:
             out.say(f"\nSaved the plan to {args.out}. To perform exactly these actions, run:\n"
                     f"    stackctl apply {args.out}")
@@ -267,9 +275,9 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.plan import file as planfile
 
     if planfile.is_plan_file(args.path):
-        if args.target or args.replace:
-            raise StackctlError("--target and --replace belong to `stackctl plan`; a saved "
-                                "plan is applied exactly as it was made")
+        if args.target or args.replace or args.refresh is not None:
+            raise StackctlError("--target, --replace and --refresh belong to `stackctl plan`; "
+                                "a saved plan is applied exactly as it was made")
         plan, keys, images, refresh = planfile.load(args.path)
         engine = _engine()
         with _lock(engine, plan.stack, plan.images(needed_only=False), "apply", args.lock_timeout):
@@ -282,6 +290,7 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
             return _execute(out, engine, plan, args.parallelism,
                             "destroy" if plan.destroy else "apply")
 
+    args.refresh = True if args.refresh is None else args.refresh
     loaded = _load(args.path)
     engine = _engine()
     with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
@@ -291,8 +300,8 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
-
-    loaded = _load(args.path)
+    # Destroy acts on what the engine has: variables that only feed values are not needed.
+    loaded = _load(args.path, names_only=True)
     engine = _engine()
     args.refresh = False  # live sysctls do not matter to a destroy
     with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
@@ -387,12 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("path", nargs="?", default=".", metavar="PATH",
                         help=f"{what} (default: the current directory)")
 
-    def plan_opts(sp: argparse.ArgumentParser) -> None:
+    def plan_opts(sp: argparse.ArgumentParser, refresh_default: "bool | None" = True) -> None:
         sp.add_argument("--target", action="append", metavar="ADDR",
                         help="limit to ADDR and what it depends on (repeatable)")
         sp.add_argument("--replace", action="append", metavar="ADDR",
                         help="force replacement of ADDR (repeatable)")
-        sp.add_argument("--refresh", type=_refresh, default=True, metavar="MODE",
+        sp.add_argument("--refresh", type=_refresh, default=refresh_default, metavar="MODE",
                         help="true: read live sysctls from each namespace (default); false: "
                              "skip them; full: also inspect every member container (sees a "
                              "member's restart policy changed with `docker update`)")
@@ -419,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     sp.add_argument("--parallelism", type=_positive, default=10, metavar="N",
                     help="at most N operations at once (default: 10)")
-    plan_opts(sp)
+    plan_opts(sp, refresh_default=None)  # None: not given, which a saved plan requires
     sp.set_defaults(func=cmd_apply)
 
     sp.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import attrs
 
 from stackctl.resources import Role, address
+from stackctl.spec.ports import PortBinding
 
 
 @attrs.frozen
@@ -62,10 +63,24 @@ class Observed:
     def fingerprint(self) -> str:
         """A digest of the state a plan was made against, to refuse a stale plan."""
         # Saved plans observe with every container inspected (start times known) both
-        # when made and when applied, so a member restarted in between is seen.
+        # when made and when applied, so a member restarted in between is seen. Names
+        # are in it: a saved plan's steps are checked against the names it was made
+        # with, so a rename in between makes it stale rather than act on another
+        # container. A running helper is another run's read, not this stack's state.
         rows = sorted(
-            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "", c.netns or "")
-            for c in self.containers
+            (c.id, c.name, c.config_hash, c.status, c.started_at, c.network_container or "",
+             c.netns or "")
+            for c in self.containers if not (c.role is Role.HELPER and c.running)
         )
         doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@attrs.frozen
+class Held:
+    """A host port in use now: the binding, and who holds it in words (for the port
+    preflight, :mod:`stackctl.plan.preflight`)."""
+
+    binding: PortBinding
+    holder: str
+    container_id: str = ""  # the container publishing it, when the engine says so

@@ -24,6 +24,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m stackctl`` as an operator would; never with a terminal."""
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    # This checkout's stackctl, whatever the working directory (an installed one may differ).
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "stackctl", *args], cwd=cwd, env=full_env,
                           input=stdin if stdin is not None else "", capture_output=True,
                           text=True, timeout=300)

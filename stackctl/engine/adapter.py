@@ -17,11 +17,12 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
-from stackctl.engine import facts, namespaces
+from stackctl.engine import facts, host_ports, namespaces
 from stackctl.engine.socket_api import ApiError, SocketApi
 from stackctl.errors import EngineError
-from stackctl.observed import Observed
+from stackctl.observed import Held, Observed
 from stackctl.resources import LABEL_STACK, Resource
+from stackctl.spec.ports import PortBinding
 
 if TYPE_CHECKING:
     from stackctl.engine.docker_engine import DockerActions, StackLock
@@ -56,6 +57,12 @@ class _SocketReader:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {exc}") from None
         return list(listed or [])
 
+    def running(self) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.get("/containers/json") or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the engine's containers: {exc}") from None
+
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
             return self.api.get(f"/containers/{cid}/json")
@@ -72,6 +79,7 @@ class Engine:
                  actions: "Optional[DockerActions]" = None) -> None:
         self.host = host
         self.reader = reader
+        self.local = local  # the engine runs on this host (its unix socket)
         # Whether this process can read the engine's containers' namespaces itself.
         self.local_namespaces = local and namespaces.available()
         self._actions = actions
@@ -102,22 +110,57 @@ class Engine:
             helper_read=lambda *a: self.actions.read_by_helper(*a),
             helper_images=helper_images or {})
 
+    def held_ports(self, wanted: Iterable[tuple[int, str]]) -> list[Held]:
+        """Who holds the wanted (host port, protocol)s now: ports the engine's running
+        containers publish (any stack or none), and on a local engine this host's
+        sockets. For the port preflight (:mod:`stackctl.plan.preflight`)."""
+        wanted = set(wanted)
+        if not wanted:
+            return []
+        out = []
+        for c in self.reader.running():
+            name = min(c.get("Names") or [c["Id"]], key=lambda n: n.count("/")).lstrip("/")
+            for p in c.get("Ports") or []:
+                proto = p.get("Type") or "tcp"
+                if p.get("PublicPort") and (int(p["PublicPort"]), proto) in wanted:
+                    ip = p.get("IP") or ""
+                    out.append(Held(PortBinding(int(p["PublicPort"]), int(p.get("PrivatePort") or 0),
+                                                proto, "" if ip in ("", "0.0.0.0") else ip),
+                                    f"published by container {name} ({c['Id'][:12]})", c["Id"]))
+        if self.local:
+            out += host_ports.held(wanted)
+        return out
+
     # --------------------------------------------------------------- actions
-    def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
-        """Make the owner's namespaces hold the group's sysctls; returns the live values."""
+    def _joinable_owner(self, stack: str, r: Resource, owner: str) -> dict[str, Any]:
+        """The inspect document of the owner ``r`` is about to join, by the id observe or
+        create_owner returned; refuses the step when that id is not (or no longer
+        named as) this group's owner. One inspect per joining step."""
+        d = self.reader.inspect(owner)
+        problem = facts.owner_problem(d, stack, r.group, r.extra["owner"])
+        if problem:
+            raise EngineError(f"{r.name}: {problem}")
+        assert d is not None
+        return d
+
+    def write_sysctls(self, stack: str, r: Resource, owner: str,
+                      skip_if_live: bool = False) -> dict[str, str]:
+        """Make the namespaces of the owner with id ``owner`` hold the group's sysctls;
+        returns the live values. ``skip_if_live``: the owner was just created or
+        restarted, so its namespace already has the values Docker set at creation, and
+        reading them back is enough when they are there (never for --replace)."""
         facts.refuse_host_wide(r)
+        d = self._joinable_owner(stack, r, owner)
         sysctls: dict[str, str] = r.config["sysctls"]
-        if self.local_namespaces:
-            # A new owner already has its sysctls (Docker writes them at creation): on a
-            # local engine, reading them back costs well under a millisecond where a
+        if skip_if_live and self.local_namespaces:
+            # On a local engine, reading them back costs well under a millisecond where a
             # helper run costs ~120 ms.
-            d = self.reader.inspect(r.extra["owner"])
-            pid = facts.from_inspect(d, local=True)[1] if d else 0
+            pid = facts.from_inspect(d, local=True)[1]
             if pid:
-                live = namespaces.read_sysctls([(pid, sorted(sysctls))])[0]
+                live = namespaces.read_sysctls([(pid, d["Id"], sorted(sysctls))])[0]
                 if live == sysctls:
                     return live
-        return self.actions.write_sysctls(stack, r)
+        return self.actions.write_sysctls(stack, r, d["Id"])
 
     def missing_images(self, images: Iterable[str]) -> dict[str, str]:
         return self.actions.missing_images(images)
@@ -126,7 +169,8 @@ class Engine:
         return self.actions.create_owner(stack, r)
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
-        return self.actions.create_member(stack, r, owner)
+        """Create the member joined to the owner with id ``owner`` (checked first)."""
+        return self.actions.create_member(stack, r, self._joinable_owner(stack, r, owner)["Id"])
 
     def restart(self, stack: str, cid: str, name: str) -> None:
         self.actions.restart(stack, cid, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ import requests.exceptions
 
 from stackctl.engine.facts import LOCK_ROLE, refuse_host_wide
 from stackctl.errors import EngineError, EngineUnavailable, LockError
-from stackctl.resources import LABEL_GROUP, LABEL_ROLE, LABEL_STACK, Resource, Role
+from stackctl.resources import LABEL_GROUP, LABEL_ROLE, LABEL_STACK, Resource, Role, container_name
 from stackctl.spec.ports import parse_port
 from stackctl.spec.sysctls import normalize_value
 
@@ -68,6 +69,12 @@ class DockerPyReader:
             return self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
+
+    def running(self) -> list[dict[str, Any]]:
+        try:
+            return self.api.containers()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the engine's containers: {_explain(exc)}") from None
 
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
@@ -122,13 +129,21 @@ class DockerActions:
 
     def read_by_helper(self, stack: str, group: str, owner: str, keys: list[str],
                        helper_image: str) -> dict[str, str]:
-        """Live values in the owner's namespaces, read by a short-lived helper container:
-        the way for an engine whose processes this host cannot enter."""
+        """Live values in the namespaces of the owner whose id is ``owner``, read by a
+        short-lived helper container: the way for an engine whose processes this host
+        cannot enter.
+
+        Reads take no lock, so two ``plan`` or ``status`` runs may read at once: each
+        read helper has a name of its own (``<stack>-<group>-sysctl-read.<random>``; the
+        '.' is in no stack, group or member name, so it can never be a stack's container
+        name), and no run removes another's running one.
+        """
         if not helper_image:
             return {}
         # Labelled like any container stackctl makes, so a leftover one is found and removed.
         labels = {LABEL_STACK: stack, LABEL_GROUP: group, LABEL_ROLE: Role.HELPER.value}
-        return self._run_helper(f"{owner}-sysctl-read", owner, helper_image, READ_SCRIPT, keys,
+        name = f"{container_name(stack, group, role=Role.HELPER)}-read.{secrets.token_hex(4)}"
+        return self._run_helper(name, owner, helper_image, READ_SCRIPT, keys,
                                 labels=labels, write=False)
 
     # --------------------------------------------------------------- actions
@@ -171,6 +186,8 @@ class DockerActions:
         )
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
+        """Create and start a member joined to the owner whose container id is ``owner``
+        (an id, never a name: a name can pass to another container)."""
         restart = _restart_policy(r.config["restart"])
         host_config = self.api.create_host_config(
             network_mode=f"container:{owner}", ipc_mode=f"container:{owner}",
@@ -211,11 +228,12 @@ class DockerActions:
             raise EngineError(f"{name}: start failed: {cause}") from None
         return cid
 
-    def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
-        """Write the group's sysctls into the owner's namespaces and read them back."""
+    def write_sysctls(self, stack: str, r: Resource, owner: str) -> dict[str, str]:
+        """Write the group's sysctls into the namespaces of the owner whose container id is
+        ``owner``, and read them back."""
         sysctls: dict[str, str] = r.config["sysctls"]
         refuse_host_wide(r)
-        values = self._run_helper(r.name, r.extra["owner"], r.extra["image"], WRITE_SCRIPT,
+        values = self._run_helper(r.name, owner, r.extra["image"], WRITE_SCRIPT,
                                   [f"{k}={v}" for k, v in sysctls.items()],
                                   labels=r.labels(stack), write=True)
         wrong = {k: values.get(k) for k, v in sysctls.items() if values.get(k) != v}
@@ -271,7 +289,8 @@ class DockerActions:
                 pass
         if status.get("StatusCode") != 0:
             cause = err.strip().splitlines()[-1] if err.strip() else f"exit code {status.get('StatusCode')}"
-            raise EngineError(f"{name}: sysctl helper failed in {owner}'s namespace: {cause}")
+            raise EngineError(f"{name}: sysctl helper failed in the namespace of owner "
+                              f"{owner[:12]}: {cause}")
         values = {}
         for line in out.splitlines():
             key, sep, value = line.partition("=")
@@ -287,6 +306,10 @@ class DockerActions:
             return True  # gone meanwhile: the name is free again
         labels = d["Config"].get("Labels") or {}
         if stack and labels.get(LABEL_STACK) == stack and labels.get(LABEL_ROLE) == Role.HELPER.value:
+            if (d.get("State") or {}).get("Running"):
+                # Still at work: another run's helper, not one an interrupted run left.
+                raise EngineError(f"{name}: another sysctl helper of stack {stack!r} is still "
+                                  "running; wait for it to finish, then try again")
             self.api.remove_container(d["Id"], force=True)
             return True
         return False
@@ -370,8 +393,11 @@ class DockerActions:
         return True
 
     def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
-        """Mend what can be changed on a live container: its name and restart policy."""
+        """Mend what can be changed on a live container: its name and restart policy, and
+        a paused one is unpaused (``state`` -> running), keeping its process and namespace."""
         try:
+            if changes.get("state") == "running":
+                self.api.unpause(cid)
             if "restart" in changes:
                 self.api.update_container(cid, restart_policy=_restart_policy(changes["restart"]) or {"Name": "no"})
             if "name" in changes and changes["name"] != name:

@@ -42,10 +42,10 @@ from stackctl.resources import (
     Role,
 )
 from stackctl.spec.ports import PortBinding
-from stackctl.spec.sysctls import Namespace, classify
+from stackctl.spec.sysctls import name_problem
 
 LOCK_ROLE = "lock"
-_EXITED = re.compile(r"^Exited \((-?\d+)\)")
+_EXITED = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
 
 
 class Reader(Protocol):
@@ -57,9 +57,12 @@ class Reader(Protocol):
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         """The container's inspect document, or None when it no longer exists."""
 
+    def running(self) -> list[dict[str, Any]]:
+        """Every running container of the engine, of any stack or none (the listing)."""
+
 
 # Reads a group's live sysctls when this host cannot enter the namespace: (stack, group,
-# owner name, keys, helper image) -> values. A helper container does it (docker-py).
+# owner id, keys, helper image) -> values. A helper container does it (docker-py).
 HelperRead = Callable[[str, str, str, list[str], str], dict[str, str]]
 
 
@@ -77,27 +80,86 @@ def nanos(stamp: str) -> int:
     return seconds * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
+def _bindings(table: Any) -> list[PortBinding]:
+    """``{"80/tcp": [{"HostIp": ..., "HostPort": ...}]}`` (requested or made) -> bindings."""
+    out = []
+    for key, bindings in (table or {}).items():
+        container_port, _, protocol = key.partition("/")
+        for b in bindings or []:
+            if b.get("HostPort"):
+                out.append(PortBinding(int(b["HostPort"]), int(container_port), protocol or "tcp",
+                                       b.get("HostIp") or ""))
+    return out
+
+
+def _bound(bindings: Iterable[PortBinding]) -> set[tuple[int, int, str, str]]:
+    """Bindings as the kernel holds them: no address means 0.0.0.0 (and "::", which Docker
+    adds beside 0.0.0.0 where the host has IPv6), an IPv4-mapped IPv6 address its IPv4."""
+    out = set()
+    for b in bindings:
+        ip = b.host_ip or "0.0.0.0"
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[len("::ffff:"):]
+        out.add((b.host_port, b.container_port, b.protocol, ip))
+    return {x for x in out if not (x[3] == "::" and x[:3] + ("0.0.0.0",) in out)}
+
+
 def actual_of_inspect(role: Optional[Role], d: dict[str, Any]) -> dict[str, Any]:
-    """The diffable attributes as the engine has them (see ObservedContainer.actual)."""
+    """The diffable attributes as the engine has them (see ObservedContainer.actual).
+
+    An owner's ports are the bindings the engine really made (``NetworkSettings.Ports``)
+    when it runs: a requested binding the engine widened (an address it could not use,
+    so it bound every address) shows as what it is. When they agree with the requested
+    ones, the requested spelling is kept, which is the spec's.
+    """
     actual: dict[str, Any] = {"image": d["Config"].get("Image")}
     if role is Role.OWNER:
-        ports = []
-        for key, bindings in ((d.get("HostConfig") or {}).get("PortBindings") or {}).items():
-            container_port, _, protocol = key.partition("/")
-            for b in bindings or []:
-                ports.append(str(PortBinding(int(b.get("HostPort") or 0), int(container_port),
-                                             protocol or "tcp", b.get("HostIp") or "")))
-        actual["ports"] = sorted(ports)
+        requested = _bindings((d.get("HostConfig") or {}).get("PortBindings"))
+        made = _bindings((d.get("NetworkSettings") or {}).get("Ports"))
+        ports = requested
+        if (d.get("State") or {}).get("Running") and _bound(made) != _bound(requested):
+            # Spelt as the spec would spell it: 0.0.0.0 with "::" beside it is "every address".
+            ports = [PortBinding(p, c, proto, "" if ip == "0.0.0.0" else ip)
+                     for p, c, proto, ip in sorted(_bound(made))]
+        actual["ports"] = sorted(str(p) for p in ports)
     return actual
 
 
 def refuse_host_wide(r: Resource) -> None:
     """The last gate before sysctls are written. With /proc/sys unmasked a helper could
-    write host-wide sysctls too: validation refuses them, and so does this."""
-    host_wide = [k for k in r.config["sysctls"] if classify(k) in (Namespace.HOST, Namespace.UTS)]
-    if host_wide:
-        raise EngineError(f"{r.name}: refusing to write sysctls that are not namespaced: "
-                          + ", ".join(host_wide))
+    write host-wide sysctls too: validation refuses them, and so does this, with the
+    spec's whole name rule (not a prefix test: busybox's sysctl swaps '.' and '/', so
+    ``net.//.fs.lease-break-time`` would write the host's ``fs.lease-break-time``)."""
+    refused = [k for k in r.config["sysctls"] if name_problem(k) is not None]
+    if refused:
+        raise EngineError(f"{r.name}: refusing to write sysctls that are not namespaced "
+                          "or not well-formed: " + ", ".join(refused))
+
+
+def owner_problem(d: Optional[dict[str, Any]], stack: str, group: str, name: str) -> Optional[str]:
+    """Why the container ``d`` (inspected by the id observe or create_owner returned) must
+    not be joined as the owner of ``group``; None when it may.
+
+    A helper or a new member joins the owner by id, never by name: a name can be taken
+    by another container between plan and apply. The name is checked too, so that a
+    step made for ``name`` refuses when the name has moved to another container (the
+    plan no longer describes the engine).
+    """
+    if d is None:
+        return f"the owner {name} no longer exists"
+    labels = (d.get("Config") or {}).get("Labels") or {}
+    short = str(d.get("Id", ""))[:12]
+    if (labels.get(LABEL_STACK) != stack or labels.get(LABEL_ROLE) != Role.OWNER.value
+            or labels.get(LABEL_GROUP) != group):
+        return f"container {short} is not the owner of group {group!r} of stack {stack!r}"
+    actual = str(d.get("Name", "")).lstrip("/")
+    if actual != name:
+        return (f"the owner {short} is now named {actual!r}, not {name!r}: the engine changed "
+                "after the plan was made; nothing joins it (make a new plan)")
+    state = d.get("State") or {}
+    if not state.get("Running") or state.get("Paused"):
+        return f"the owner {name} ({short}) is {state.get('Status', 'not running')}"
+    return None
 
 
 def _role(labels: Mapping[str, str]) -> Optional[Role]:
@@ -126,9 +188,11 @@ def from_inspect(d: dict[str, Any], local: bool) -> tuple[ObservedContainer, int
     state = d.get("State") or {}
     host_config = d.get("HostConfig") or {}
     pid = int(state.get("Pid") or 0)
-    if not (local and pid and state.get("Running") and namespaces.runs_in(pid, d["Id"])):
+    # The namespace is read first and the pid checked after (namespaces.netns): a pid
+    # reused between the check and the read cannot lend another process's namespace.
+    netns = namespaces.netns(pid, d["Id"]) if local and pid and state.get("Running") else None
+    if netns is None:
         pid = 0  # not a process this host can see as the container's
-    netns = namespaces.netns(pid) if pid else None
     c = ObservedContainer(
         id=d["Id"], name=d["Name"].lstrip("/"), role=role,
         group=labels.get(LABEL_GROUP, ""), member=labels.get(LABEL_MEMBER) or None,
@@ -203,7 +267,7 @@ def _containers(reader: Reader, stack: str, local_namespaces: bool,
         owner_ns = {c.id: c.netns for c, _ in found}
         unsure = []
         for c in rest:
-            o = from_listing(c, namespaces.netns(pids[c["Id"]]) if c["Id"] in pids else None)
+            o = from_listing(c, namespaces.netns(pids[c["Id"]], c["Id"]) if c["Id"] in pids else None)
             # A running member needs its namespace and its owner's (when that owner still
             # exists) to be compared; if either is unknown here, an inspect decides.
             if o.running and (o.netns is None or (o.network_container in owner_ns
@@ -224,13 +288,14 @@ def _live_sysctls(stack: str, jobs: Mapping[str, tuple[ObservedContainer, int, l
     In this process through the owner's pid where there is one; else (remote engine, or
     the process could not be entered) by a helper container.
     """
-    local = [(g, pid, keys) for g, (_, pid, keys) in jobs.items() if pid]
-    live = {g: v for (g, _, _), v in zip(local, namespaces.read_sysctls([(p, k) for _, p, k in local]))
-            if v is not None}
+    local = [(g, pid, owner.id, keys) for g, (owner, pid, keys) in jobs.items() if pid]
+    read = namespaces.read_sysctls([(p, cid, k) for _, p, cid, k in local])
+    live = {job[0]: v for job, v in zip(local, read) if v is not None}
     by_helper = [g for g in jobs if g not in live]
     if by_helper and helper_read is not None:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            values = pool.map(lambda g: helper_read(stack, g, jobs[g][0].name, jobs[g][2],
+            # The helper joins the owner by id (the name could belong to another by now).
+            values = pool.map(lambda g: helper_read(stack, g, jobs[g][0].id, jobs[g][2],
                                                     helper_images.get(g, "")), by_helper)
             live.update(zip(by_helper, values))
     return live

@@ -161,19 +161,28 @@ def runs_in(pid: int, cid: str) -> bool:
         return False
 
 
-def netns(pid: int) -> Optional[str]:
-    """The identity of ``pid``'s network namespace (``net:[4026532…]``), or None."""
+def netns(pid: int, cid: Optional[str] = None) -> Optional[str]:
+    """The identity of ``pid``'s network namespace (``net:[4026532…]``), or None.
+
+    With ``cid``, only while ``pid`` is a process of that container: the pid is checked
+    again *after* the namespace was read, so a container's process that exited and whose
+    pid was reused by another process in between cannot lend it its namespace.
+    """
     try:
-        return os.readlink(f"/proc/{pid}/ns/net")
+        ns = os.readlink(f"/proc/{pid}/ns/net")
     except OSError:
         return None
+    if cid is not None and not runs_in(pid, cid):
+        return None
+    return ns
 
 
-def read_sysctls(jobs: Sequence[tuple[int, Sequence[str]]]) -> list[Optional[dict[str, str]]]:
-    """For each (pid, keys): the live values in pid's network and IPC namespaces.
+def read_sysctls(jobs: Sequence[tuple[int, str, Sequence[str]]]) -> list[Optional[dict[str, str]]]:
+    """For each (pid, container id, keys): the live values in pid's network and IPC
+    namespaces, as long as pid is a process of that container.
 
     A key the kernel does not have is left out of its dict; a job whose namespaces could
-    not be joined (the process is gone) gives None.
+    not be joined (the process is gone, or its pid now names another process) gives None.
     """
     results: list[Optional[dict[str, str]]] = [None] * len(jobs)
     setns = _setns_function()
@@ -181,8 +190,8 @@ def read_sysctls(jobs: Sequence[tuple[int, Sequence[str]]]) -> list[Optional[dic
         return results
 
     def work() -> None:
-        for i, (pid, keys) in enumerate(jobs):
-            results[i] = _read_in(setns, pid, keys)
+        for i, (pid, cid, keys) in enumerate(jobs):
+            results[i] = _read_in(setns, pid, cid, keys)
 
     # A new thread per batch: it enters container namespaces and then simply ends, so no
     # pooled thread is ever left inside one.
@@ -192,12 +201,18 @@ def read_sysctls(jobs: Sequence[tuple[int, Sequence[str]]]) -> list[Optional[dic
     return results
 
 
-def _read_in(setns: Callable[[int, int], None], pid: int, keys: Sequence[str]) -> Optional[dict[str, str]]:
+def _read_in(setns: Callable[[int, int], None], pid: int, cid: str,
+             keys: Sequence[str]) -> Optional[dict[str, str]]:
     fds: list[int] = []
     try:
         try:
             for ns in ("net", "ipc"):
                 fds.append(os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY))
+            # The namespaces are held open now, so they cannot change under us; only if
+            # pid still is the container's process (checked after opening: its pid may
+            # have been reused since it was found) are they the container's.
+            if not runs_in(pid, cid):
+                return None
             setns(fds[0], CLONE_NEWNET)
             setns(fds[1], CLONE_NEWIPC)
         except OSError:

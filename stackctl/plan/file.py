@@ -9,6 +9,7 @@ reviewed, or nothing.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Union
 
@@ -17,6 +18,7 @@ import cattrs
 from stackctl.errors import PlanError, StalePlanError
 from stackctl.observed import Observed
 from stackctl.plan.model import FORMAT_VERSION, Plan
+from stackctl.plan.revalidate import first_problems, plan_problems
 
 KIND = "stackctl-plan"
 _conv = cattrs.Converter()
@@ -33,6 +35,28 @@ def dumps(plan: Plan, sysctl_keys: dict[str, list[str]], helper_images: dict[str
                     "refresh": refresh},
     }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def save(path: Union[str, Path], text: str) -> None:
+    """Write a plan file readable by its owner only (mode 0600): it holds the stack's
+    environment values, which may be secrets. A clear error for a missing directory or
+    a path that is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        raise PlanError(f"{path}: is a directory; name a file to save the plan in, "
+                        f"e.g. {p / 'stack.plan'}")
+    if not p.parent.is_dir():
+        raise PlanError(f"{path}: the directory {str(p.parent)!r} does not exist; create it "
+                        "or save the plan elsewhere")
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot save the plan: {exc.strerror}") from None
 
 
 def is_plan_file(path: Union[str, Path]) -> bool:
@@ -57,10 +81,23 @@ def load(path: Union[str, Path]) -> tuple[Plan, dict[str, list[str]], dict[str, 
             raise ValueError(f"plan format {version!r}; this stackctl reads {FORMAT_VERSION!r}")
         plan = _conv.structure(doc["plan"], Plan)
         observe = doc["observe"]
-        return plan, observe["sysctl_keys"], observe["helper_images"], bool(observe.get("refresh", True))
+        keys, images = observe.get("sysctl_keys"), observe.get("helper_images")
+        if not (isinstance(keys, dict) and all(
+                isinstance(v, list) and all(isinstance(k, str) for k in v) for v in keys.values())):
+            raise ValueError("observe.sysctl_keys must map each group to a list of names")
+        if not (isinstance(images, dict) and all(isinstance(v, str) for v in images.values())):
+            raise ValueError("observe.helper_images must map each group to an image")
+        refresh = observe.get("refresh", True)
+        if not isinstance(refresh, bool):
+            raise ValueError("observe.refresh must be true or false")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, cattrs.BaseValidationError) as exc:
         raise PlanError(f"{path}: cannot read saved plan: {exc} (make a new one with "
                         "`stackctl plan --out FILE`)") from None
+    problems = first_problems(plan_problems(plan, keys, images))
+    if problems:
+        raise PlanError(f"{path}: the saved plan holds what no valid spec gives, so nothing "
+                        f"was applied (make a new plan):\n{problems}")
+    return plan, keys, images, refresh
 
 
 def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> None:
@@ -74,9 +111,19 @@ def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> Non
         raise StalePlanError(
             f"{path}: the saved plan is stale: stack {plan.stack!r} changed on the engine "
             "after the plan was made; nothing was applied (make a new plan)")
-    ours = {c.id for c in observed.containers}
-    foreign = sorted({c.container_id for c in plan.changes if c.container_id} - ours)
+    if observed.stack != plan.stack:
+        raise PlanError(f"{path}: the plan is for stack {plan.stack!r}, not {observed.stack!r}")
+    ours = {c.id: c for c in observed.containers}
+    foreign = sorted({c.container_id for c in plan.changes if c.container_id} - set(ours))
     if foreign:
         raise PlanError(f"{path}: the plan names containers that are not part of stack "
                         f"{plan.stack!r} ({', '.join(f[:12] for f in foreign)}); nothing was "
                         "applied")
+    # Each container acted on is the one at the change's address: an owner id is only
+    # ever this group's owner (helpers and members join it by that id).
+    moved = [f"{c.address} -> {c.container_id[:12]} ({ours[c.container_id].address})"
+             for c in plan.changes if c.container_id
+             and ours[c.container_id].address != c.address.partition("#")[0]]
+    if moved:
+        raise PlanError(f"{path}: the plan points addresses at containers of other "
+                        f"addresses ({', '.join(moved)}); nothing was applied")

@@ -1,6 +1,6 @@
 """desired resources x observed facts -> Plan. Pure: no engine, no I/O, no clock.
 
-Decisions, in the order DESIGN.md section 4 states them:
+Decisions, in the order the design contract's plan semantics state them:
 
 * a changed sysctl is an in-place update of ``helper.<group>``; nothing restarts;
 * a changed owner attribute (image, command, ports) replaces the owner, and every member
@@ -57,8 +57,22 @@ def _mended(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
 
 
 def _by_hand(attributes: tuple[AttributeChange, ...]) -> str:
-    what = {"name": "renamed", "restart": "restart policy changed"}
+    what = {"name": "renamed", "restart": "restart policy changed", "state": "paused"}
     return " and ".join(what[a.name] for a in attributes) + " by hand"
+
+
+def _unpaused(obs: ObservedContainer) -> tuple[AttributeChange, ...]:
+    """A paused container is unpaused in place: a restart would give an owner a new
+    namespace (stranding its members) and a member a new process, for nothing."""
+    return (AttributeChange("state", "paused", "running"),) if obs.status == "paused" else ()
+
+
+def completed(r: Resource, obs: ObservedContainer) -> bool:
+    """A member that ran to completion: exit code 0 under a policy that does not
+    restart it (``no``, ``on-failure``). It is done, not down: starting it again on
+    every apply would run a one-shot job again and again."""
+    return (r.role is Role.MEMBER and obs.status == "exited" and obs.exit_code == 0
+            and r.restart in ("no", "on-failure"))
 
 
 def _status(c: ObservedContainer) -> str:
@@ -76,6 +90,8 @@ class _Planner:
         self.extras: list[ObservedContainer] = []
         wanted_names = {r.address: r.name for r in desired}
         for c in sorted(observed.containers, key=lambda c: (c.name != wanted_names.get(c.address), c.name)):
+            if c.role is Role.HELPER and c.running:
+                continue  # at work for another run (a concurrent plan's read helper)
             if c.address in self.by_address or c.role in (None, Role.HELPER):
                 # Helpers are short-lived: one that is still there was left by an
                 # interrupted run. Unknown roles and duplicates are not ours to keep.
@@ -123,8 +139,8 @@ class _Planner:
         if replaced is not None:
             return replaced
         assert obs is not None  # a missing container is a create, decided above
-        mended = _mended(r, obs)
-        if not obs.running:
+        mended = _mended(r, obs) + _unpaused(obs)
+        if not obs.running and obs.status != "paused":
             return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
                                 "again; its members re-join the new namespace", mended)
         if mended:
@@ -183,9 +199,13 @@ class _Planner:
         if obs.network_container and obs.network_container != owner_obs.id:
             return self._change(r, obs, Action.REPLACE, "owner was recreated after the member "
                                 "started: attached to a dead namespace", cause=owner_addr)
-        mended = _mended(r, obs)
+        mended = _mended(r, obs) + _unpaused(obs)
         restart_reason = ""
-        if owner.action is Action.RESTART:
+        if completed(r, obs) or obs.status in ("paused", "restarting"):
+            # Done; or to be unpaused in place; or being restarted by the engine under
+            # its own policy (status reports a restart loop as failing).
+            pass
+        elif owner.action is Action.RESTART:
             restart_reason = "owner restarts: member re-joins its new namespace"
         elif obs.running and obs.netns and owner_obs.netns:
             # Both namespaces are known (local engine): comparing them is the exact test.

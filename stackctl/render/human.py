@@ -87,14 +87,25 @@ def render_change(c: Change, style: _Style) -> list[str]:
     return lines
 
 
-def render_plan(plan: Plan, colour: bool = False, refreshed: Optional[bool] = True) -> str:
-    """The whole plan, ending in Terraform's summary line (or "No changes.")."""
+TARGETED = ("Targeting is in effect (--target): only the targeted addresses and what they "
+            "need were planned, so other changes may be pending; run plan without --target "
+            "to see them all.")
+
+
+def render_plan(plan: Plan, colour: bool = False, refreshed: Optional[bool] = True,
+                targeted: bool = False) -> str:
+    """The whole plan, ending in Terraform's summary line (or "No changes.").
+
+    ``targeted``: the plan was restricted with --target, which is said first (as
+    Terraform warns), so that "No changes" is not read as "the engine matches the spec".
+    """
     style = _Style(colour)
-    out: list[str] = []
+    out: list[str] = [style("Warning:", "bold") + " " + TARGETED, ""] if targeted else []
     changes = plan.actionable
     if not changes:
         out.append(style("No changes.", "bold") + " " + (
-            "Nothing of this stack is on the engine." if plan.destroy
+            "Nothing of this stack is on the engine." if plan.destroy and not targeted
+            else "The targeted addresses match the spec." if targeted
             else "The engine matches the spec."))
         if refreshed is False:
             out.append("(live sysctls were not read: --refresh=false)")

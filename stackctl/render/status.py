@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from stackctl.observed import Observed, ObservedContainer
 from stackctl.plan.model import Action, Plan
+from stackctl.plan.planner import completed
 from stackctl.resources import Resource, Role
 
 
@@ -24,11 +25,15 @@ def _table(rows: list[list[str]], indent: str) -> list[str]:
     return [indent + _row(r, widths) for r in rows]
 
 
-def _state(obs: Optional[ObservedContainer]) -> str:
+def _state(obs: Optional[ObservedContainer], r: Resource) -> str:
     if obs is None:
         return "missing"
+    if completed(r, obs):
+        return "completed"  # ran to the end (exit 0) under a policy that keeps it stopped
     if obs.status == "exited":
         return f"exited({obs.exit_code})"
+    if obs.status == "restarting":
+        return f"restarting({obs.exit_code})"
     return obs.status
 
 
@@ -42,7 +47,8 @@ def status_document(plan: Plan, observed: Observed, desired: list[Resource]) -> 
         obs = by_addr.get(r.address)
         change = changes.get(r.address)
         entry = {
-            "address": r.address, "container": r.name, "state": _state(obs),
+            "address": r.address, "container": r.name, "state": _state(obs, r),
+            "failing": obs is not None and obs.status in ("restarting", "dead"),
             "id": obs.id[:12] if obs else None,
             "action": (change.action.value if change else "no-op"),
             "reason": change.reason if change else "",
@@ -103,6 +109,9 @@ def render_status(plan: Plan, observed: Observed, desired: list[Resource]) -> st
 
 
 def _verdict_text(entry: dict[str, Any]) -> str:
+    if entry["failing"]:
+        return ("FAILING: the engine keeps restarting it; see `docker logs " + entry["container"]
+                + "`" if entry["state"].startswith("restarting") else "FAILING")
     if entry["action"] == "no-op":
         return "ok"
     return f"NEEDS {entry['action'].upper()}: {entry['reason']}"

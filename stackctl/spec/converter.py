@@ -28,7 +28,7 @@ from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn, overri
 from stackctl.spec import model
 from stackctl.spec.tomltypes import toml_type
 from stackctl.spec.ports import PortBinding, PortSyntaxError, parse_port
-from stackctl.spec.sysctls import normalize_value
+from stackctl.spec.sysctls import normalize_value, token_problem
 
 KeyPath = tuple[Union[str, int], ...]
 
@@ -147,29 +147,12 @@ def _sysctl_value(value: Any, _: Any) -> str:
     return text
 
 
-_NON_DECIMAL = re.compile(r"[+-]?(0[xX][0-9a-fA-F]+|0[0-9]+|\+[0-9]+)")
-
-
 def _check_decimal(token: str) -> None:
-    """Refuse numbers the kernel would read back differently from how they are written.
-
-    The kernel parses integer sysctls with base 0 (``01024`` is octal, ``0x400`` hex) and
-    prints them in plain decimal, so such a value would never compare equal to the live
-    one: every plan would show a change.
-    """
-    if not _NON_DECIMAL.fullmatch(token):
-        return
-    sign, digits = ("-" if token.startswith("-") else ""), token.lstrip("+-")
-    message = f"{token!r} is not a plain decimal number"
-    if digits[1:2] in ("x", "X"):
-        raise Invalid(message, f"the kernel would read it as hex: write {sign}{int(digits, 16)}")
-    if token.startswith("+"):
-        raise Invalid(message, f"drop the '+': write {digits}")
-    plain = digits.lstrip("0") or "0"
-    if set(digits) <= set("01234567"):
-        raise Invalid(message, f"the kernel would read it as octal, that is {sign}"
-                               f"{int(digits, 8)}: write {sign}{plain} without the leading zero")
-    raise Invalid(message, f"write {sign}{plain} without the leading zero")
+    """Refuse a field the kernel would read back differently from how it is written
+    (see :func:`stackctl.spec.sysctls.token_problem`)."""
+    problem = token_problem(token)
+    if problem:
+        raise Invalid(*problem)
 
 
 def _restart(value: Any, _: Any) -> str:

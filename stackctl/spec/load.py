@@ -235,42 +235,105 @@ def _merge_groups(into: dict[str, Any], groups: dict[str, Any], file: str,
 
 
 # ----------------------------------------------------------------------- interpolation
-_REFERENCE = re.compile(r"\$(\$|\{[^}]*\}?)")
-_VARIABLE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.S)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+_FORMS = "write ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message} or ${NAME:+other}, or $$ for a literal $"
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the '}' closing the '${' that opens at ``start``, or -1; nested
+    references (``${A:-${B}}``) are skipped whole, and ``$$`` is one character."""
+    depth, i = 0, start
+    while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
 
 
 def _substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[tuple[str, str]]]:
-    """``text`` with ``${VAR}``, ``${VAR:-default}`` and ``$$`` replaced, and its problems.
+    """``text`` with its variable references and ``$$`` replaced, and its problems.
 
-    A default applies when the variable is unset or empty, as in a POSIX shell. A ``$``
-    not followed by ``{`` or ``$`` is kept as it is.
+    The forms of Compose (and of a POSIX shell): ``${VAR}``; ``${VAR:-default}`` (unset
+    or empty) and ``${VAR-default}`` (unset); ``${VAR:?message}`` and ``${VAR?message}``,
+    a problem carrying the message; ``${VAR:+other}`` and ``${VAR+other}``. The word
+    after the operator may hold references itself (``${A:-${B}}``), substituted only
+    when it is used. A ``$`` not followed by ``{`` or ``$`` is kept as it is.
     """
     problems: list[tuple[str, str]] = []
-
-    def replace(match: re.Match[str]) -> str:
-        ref = match.group(1)
-        if ref == "$":
-            return "$"
-        if not ref.endswith("}"):
-            problems.append((f"unterminated variable reference {match.group(0)!r}",
+    if "$" not in text:
+        return text, problems
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        start = text.find("$", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:start])
+        if text.startswith("$$", start):
+            out.append("$")
+            i = start + 2
+            continue
+        if not text.startswith("${", start):
+            out.append("$")
+            i = start + 1
+            continue
+        end = _closing(text, start)
+        if end < 0:
+            problems.append((f"unterminated variable reference {text[start:]!r}",
                              "close it with '}', or write $$ for a literal $"))
-            return ""
-        variable = _VARIABLE.fullmatch(ref[1:-1])
-        if not variable:
-            problems.append((f"cannot read variable reference {match.group(0)!r}",
-                             "write ${NAME} or ${NAME:-default}, or $$ for a literal $"))
-            return ""
-        name, default = variable.group(1), variable.group(2)
-        value = env.get(name)
-        if value is not None and (value != "" or default is None):
-            return value
-        if default is not None:
-            return default
-        problems.append((f"environment variable {name} is not set",
-                         f"export {name}, or give a default: ${{{name}:-value}}"))
-        return ""
+            break
+        out.append(_reference(text[start:end + 1], env, problems))
+        i = end + 1
+    return "".join(out), problems
 
-    return (_REFERENCE.sub(replace, text) if "$" in text else text), problems
+
+def _reference(ref: str, env: Mapping[str, str], problems: list[tuple[str, str]]) -> str:
+    """The value of one whole ``${...}`` reference (see :func:`_substitute`)."""
+    body = ref[2:-1]
+    name = _NAME.match(body)
+    rest = body[name.end():] if name else body
+    op = next((o for o in _OPERATORS if rest.startswith(o)), None)
+    if not name or (rest and op is None):
+        problems.append((f"cannot read variable reference {ref!r}", _FORMS))
+        return ""
+    var = name.group(0)
+    word = rest[len(op):] if op else ""
+    value = env.get(var)
+    missing = value is None or (value == "" and op is not None and op.startswith(":"))
+
+    def expand(text: str) -> str:
+        result, found = _substitute(text, env)
+        problems.extend(found)
+        return result
+
+    if op is None:
+        if value is None:
+            problems.append((f"environment variable {var} is not set",
+                             f"export {var}, or give a default: ${{{var}:-value}}"))
+            return ""
+        return value
+    if op in (":-", "-"):
+        return expand(word) if missing else str(value)
+    if op in (":+", "+"):
+        return "" if missing else expand(word)
+    if missing:  # ":?" or "?"
+        what = "is not set" if value is None else "is empty"
+        detail = expand(word) if word else ""
+        problems.append((f"environment variable {var} {what}" + (f": {detail}" if detail else ""),
+                         f"export {var}"))
+        return ""
+    return str(value)
 
 
 def interpolate(value: Any, env: Mapping[str, str], path: KeyPath = ()
@@ -418,8 +481,14 @@ def _under(path: KeyPath, covered: set[KeyPath]) -> bool:
     return any(path[: len(c)] == c for c in covered)
 
 
-def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) -> LoadedSpec:
-    """Load and validate the stack at ``path``; raise :class:`SpecError` listing every problem."""
+def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None,
+         names_only: bool = False) -> LoadedSpec:
+    """Load and validate the stack at ``path``; raise :class:`SpecError` listing every problem.
+
+    ``names_only``: only the names matter (``destroy`` acts on what the engine has), so a
+    variable that is not set is a problem only in the [stack] table; values it would
+    have fed are set aside, as are the problems they cause.
+    """
     files = spec_files(path)
     docs: list[tuple[str, dict[str, Any]]] = []
     unreadable: list[_Found] = []
@@ -431,12 +500,12 @@ def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None) 
             docs.append((str(f), doc))
     if unreadable:
         raise SpecError(f.problem() for f in unreadable)
-    stack = validate_documents(docs, os.environ if env is None else env, str(path))
+    stack = validate_documents(docs, os.environ if env is None else env, str(path), names_only)
     return LoadedSpec(stack=stack, files=tuple(str(f) for f in files), source=str(path))
 
 
 def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str, str],
-                       source: str = "") -> Stack:
+                       source: str = "", names_only: bool = False) -> Stack:
     """Parsed spec files ``(name, TOML document)`` -> a validated :class:`Stack`.
 
     Raises :class:`SpecError` with every problem found; never anything else on bad input.
@@ -450,7 +519,8 @@ def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str,
         covered.add(("stack",))
     data, unset = interpolate(merged, env)
     for kpath, message, hint in unset:
-        found.append(_Found(origins.file_for(kpath), kpath, message, hint))
+        if not names_only or kpath[:1] == ("stack",):
+            found.append(_Found(origins.file_for(kpath), kpath, message, hint))
         covered.add(kpath)
 
     def add(kpath: KeyPath, message: str, hint: str) -> None:

@@ -124,10 +124,18 @@ def parse_port(text: str) -> PortBinding:
                               "list each port on its own")
     if host_ip:
         try:
-            host_ip = str(ipaddress.ip_address(host_ip))
+            ip = ipaddress.ip_address(host_ip)
         except ValueError:
             raise PortSyntaxError(f"{host_ip!r} in {original!r} is not an IP address",
                                   "use an IPv4 address, or an IPv6 address in brackets") from None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+            # Docker drops the zone and binds every address (measured): refuse it.
+            raise PortSyntaxError(f"{host_ip!r} in {original!r} has a zone id, which Docker "
+                                  "drops to publish on every address instead",
+                                  f"drop the '%{ip.scope_id}', or publish on another address")
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped  # Docker binds the IPv4 address: say so, as it reports it
+        host_ip = str(ip)
     return PortBinding(
         host_port=_number(parts[0], "host port", original),
         container_port=_number(parts[1], "container port", original),

@@ -8,6 +8,7 @@ did not), so they can rely on the types.
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 from stackctl.spec.model import Group, Stack
 from stackctl.spec.ports import PortBinding
-from stackctl.spec.sysctls import name_problem
+from stackctl.spec.sysctls import name_problem, value_problem
 
 KeyPath = tuple[Union[str, int], ...]
 Found = tuple[KeyPath, str, str]
@@ -39,6 +40,10 @@ IMAGE_RE = re.compile(
 VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
 VOLUME_MODES = frozenset({"ro", "rw", "z", "Z", "nocopy", "consistent", "cached", "delegated",
                           "shared", "rshared", "slave", "rslave", "private", "rprivate"})
+# Docker allows at most one mode of each kind (volume/mounts/validate: "invalid mode").
+_MODE_KINDS = (("access", {"ro", "rw"}), ("SELinux label", {"z", "Z"}), ("copy", {"nocopy"}),
+               ("consistency", {"consistent", "cached", "delegated"}),
+               ("propagation", {"shared", "rshared", "slave", "rslave", "private", "rprivate"}))
 _VOLUME_HINT = "write 'SOURCE:/container/path' or 'SOURCE:/container/path:ro'"
 
 # The engine names a group's sysctl helpers after the owner with these suffixes.
@@ -107,12 +112,21 @@ def _container_names(stack: Stack, where: Locate) -> Iterator[Found]:
 
 
 # ---------------------------------------------------------------------------- images
-def _image(image: str, path: KeyPath) -> Iterator[Found]:
+def image_problem(image: str) -> Optional[str]:
+    """Why ``image`` is not a valid image reference; None when it is."""
     if not image.strip():
-        yield path, "the image is empty", "name an image, e.g. 'nginx:1.27'"
-    elif not IMAGE_RE.fullmatch(image) or len(image.split("@")[0].split(":")[0]) > 255:
-        yield (path, f"{image!r} is not a valid image reference",
-               "write [REGISTRY/]NAME[:TAG][@DIGEST] with a lower-case NAME, e.g. 'nginx:1.27'")
+        return "the image is empty"
+    if not IMAGE_RE.fullmatch(image) or len(image.split("@")[0].split(":")[0]) > 255:
+        return f"{image!r} is not a valid image reference"
+    return None
+
+
+def _image(image: str, path: KeyPath) -> Iterator[Found]:
+    problem = image_problem(image)
+    if problem:
+        yield path, problem, ("name an image, e.g. 'nginx:1.27'" if not image.strip() else
+                              "write [REGISTRY/]NAME[:TAG][@DIGEST] with a lower-case NAME, "
+                              "e.g. 'nginx:1.27'")
 
 
 def _images(stack: Stack) -> Iterator[Found]:
@@ -130,8 +144,8 @@ def _images(stack: Stack) -> Iterator[Found]:
 # ------------------------------------------------------------------- sysctls, ports
 def _sysctls(stack: Stack) -> Iterator[Found]:
     for gname, group in stack.groups.items():
-        for key in group.sysctls:
-            problem = name_problem(key)
+        for key, value in group.sysctls.items():
+            problem = name_problem(key) or value_problem(key, value)
             if problem:
                 yield ("groups", gname, "sysctls", key), problem[0], problem[1]
 
@@ -151,7 +165,13 @@ def _ports(stack: Stack, where: Locate) -> Iterator[Found]:
 
 
 # --------------------------------------------------------------------------- members
-def _volume(spec: str) -> Optional[tuple[str, str]]:
+def _container_path(path: str) -> str:
+    """An absolute container path as the runtime resolves it: '/data/./' and '//data'
+    are '/data'."""
+    return "/" + posixpath.normpath(path).lstrip("/")
+
+
+def volume_problem(spec: str) -> Optional[tuple[str, str]]:
     """Why a volume string is malformed, as (message, hint); None when it is fine."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not all(parts[:2]):
@@ -159,28 +179,41 @@ def _volume(spec: str) -> Optional[tuple[str, str]]:
     source, target = parts[0], parts[1]
     if not target.startswith("/"):
         return f"container path {target!r} in {spec!r} is not absolute", _VOLUME_HINT
-    if target.rstrip("/") == "":
+    if _container_path(target) == "/":
         return f"{spec!r} mounts over the container's root", "mount on a directory below '/'"
     if not source.startswith("/") and not VOLUME_NAME_RE.fullmatch(source):
         return (f"volume source {source!r} is neither an absolute host path nor a "
                 "volume name", "use an absolute host path, or a volume name of at least two "
                 "letters, digits, '_', '.' or '-'")
+    target = _container_path(target)
+    if target == "/proc" or target.startswith("/proc/"):
+        return (f"{spec!r} mounts under /proc, which the container runtime refuses",
+                "mount it somewhere else; kernel settings of the group go in its sysctls")
     if len(parts) == 3:
-        bad = set(parts[2].split(",")) - VOLUME_MODES
+        modes = parts[2].split(",")
+        bad = set(modes) - VOLUME_MODES
         if bad:
             return (f"unknown volume mode {','.join(sorted(bad))!r} in {spec!r}",
                     "use ro or rw, optionally with z, Z or a propagation mode such as rshared")
+        for kind, members in _MODE_KINDS:
+            given = [m for m in modes if m in members]
+            if len(given) > 1:
+                return (f"volume modes {','.join(given)!r} in {spec!r} contradict each other",
+                        f"give at most one {kind} mode")
+        if "nocopy" in modes and source.startswith("/"):
+            return (f"mode 'nocopy' in {spec!r} applies only to named volumes",
+                    "remove it: a host path is never copied into")
     return None
 
 
 def _volumes(volumes: tuple[str, ...], mpath: KeyPath) -> Iterator[Found]:
     targets: dict[str, int] = {}
     for i, volume in enumerate(volumes):
-        problem = _volume(volume)
+        problem = volume_problem(volume)
         if problem:
             yield mpath + ("volumes", i), problem[0], problem[1]
             continue
-        target = volume.split(":")[1].rstrip("/")
+        target = _container_path(volume.split(":")[1])
         if target in targets:
             yield (mpath + ("volumes", i), f"container path {target!r} is already mounted by "
                    f"volumes[{targets[target]}]", "mount each container path once")
@@ -217,10 +250,14 @@ def _members(stack: Stack) -> Iterator[Found]:
         for mname, member in group.members.items():
             mpath: KeyPath = ("groups", gname, "members", mname)
             yield from _volumes(member.volumes, mpath)
-            for key in member.environment:
-                if not key or "=" in key:
+            for key, value in member.environment.items():
+                if not key or "=" in key or "\0" in key:
                     yield (mpath + ("environment", key), f"invalid variable name {key!r}",
-                           "variable names cannot be empty or contain '='")
+                           "variable names cannot be empty or contain '=' or NUL")
+                elif "\0" in value:
+                    yield (mpath + ("environment", key), "the value contains a NUL character, "
+                           "which no process environment can hold",
+                           "remove the \\u0000 from the value")
             yield from _depends_on(stack, gname, group, mname, member.depends_on)
             edges += [(mname, d) for d in member.depends_on if d in group.members and d != mname]
         if edges:  # networkx costs ~100 ms to import: only when there is a graph to check

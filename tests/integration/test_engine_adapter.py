@@ -28,16 +28,64 @@ def test_live_sysctls_read_by_helper_when_nsenter_is_unavailable(docker_client, 
     observed = engine.observe(stack_name, keys, helper_images={"g": BUSYBOX})
     assert observed.sysctls == {"g": {"kernel.shmmax": "55555555", "net.core.somaxconn": "1234"}}
 
-    # A read helper left by a killed run carries the stack's labels: it is removed, not
-    # a name conflict forever after.
+    # A read helper left by a killed run carries the stack's labels: the next plan
+    # removes it (it never blocks a read: each read helper has a name of its own).
     docker_client.containers.create(BUSYBOX, ["true"], name=f"{stack_name}-g-sysctl-read",
                                     labels={"stackctl.stack": stack_name, "stackctl.group": "g",
                                             "stackctl.role": "helper"})
     again = engine.observe(stack_name, keys, helper_images={"g": BUSYBOX})
     assert again.sysctls == observed.sysctls
+    plan = run_cli("plan", str(spec))
+    assert "sysctl helper container left by an interrupted run" in plan.stdout, plan.stdout
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
     names = {c.name for c in docker_client.containers.list(
         all=True, filters={"label": f"stackctl.stack={stack_name}"})}
     assert names == {f"{stack_name}-g", f"{stack_name}-g-m"}, "no helper is left behind"
+
+
+@pytest.mark.fault
+def test_concurrent_remote_reads_do_not_remove_each_other_s_helpers(docker_client, stack_name, tmp_path):
+    """On a remote engine `plan` and `status` read live sysctls with helper containers and
+    take no lock. Two at once used to share one helper name: one removed the other's
+    ("can not get logs from container which is dead"). And a running read helper is
+    another run's, not a leftover to delete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stackctl.engine import connect
+    from stackctl.plan import make_plan
+    from stackctl.resources import desired
+    from stackctl.spec import load
+
+    spec = tmp_path / "stack.toml"
+    spec.write_text(spec_text(stack_name, {"g": {"sysctls": {"net.core.somaxconn": 1236},
+                                                 "members": {"m": SLEEPER}}}))
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    keys = {"g": ["net.core.somaxconn"]}
+
+    def read(_: int) -> dict:
+        engine = connect()
+        engine.local_namespaces = False  # a remote engine: helpers read
+        return engine.observe(stack_name, keys, helper_images={"g": BUSYBOX}).sysctls
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(read, range(8)))
+    assert results == [{"g": {"net.core.somaxconn": "1236"}}] * 8
+    # Another run's read helper at work: neither planned for deletion nor in the
+    # fingerprint a saved plan is checked with.
+    engine = connect()
+    engine.local_namespaces = False
+    before = engine.observe(stack_name, keys, helper_images={"g": BUSYBOX})
+    busy = docker_client.containers.run(
+        BUSYBOX, ["sleep", "60"], detach=True, name=f"{stack_name}-g-sysctl-read.0123abcd",
+        labels={"stackctl.stack": stack_name, "stackctl.group": "g", "stackctl.role": "helper"})
+    try:
+        during = engine.observe(stack_name, keys, helper_images={"g": BUSYBOX})
+        assert busy.id in {c.id for c in during.containers}
+        assert during.fingerprint() == before.fingerprint()
+        plan = make_plan(desired(load(spec).stack), during)
+        assert plan.summary.empty, [c.address for c in plan.actionable]
+    finally:
+        busy.remove(force=True)
 
 
 def _converged(stack_name: str, tmp_path, groups: int = 3):

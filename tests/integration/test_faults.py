@@ -69,7 +69,7 @@ def test_permission_denied_on_socket(tmp_path):
         server.close()
 
 
-def test_host_port_in_use_fails_only_that_group(docker_client, stack_name, tmp_path):
+def test_host_port_in_use_is_refused_before_anything_changes(docker_client, stack_name, tmp_path):
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
@@ -81,18 +81,50 @@ def test_host_port_in_use_fails_only_that_group(docker_client, stack_name, tmp_p
                      "members": {"web": HTTPD}},
         })
         result = run_cli("apply", str(spec), "--auto-approve")
-        _clean_error(result, f"{stack_name}-bad", "already in use")
-        assert "member.bad.web" in result.stderr  # named as not attempted, not as a cause
-        assert result.stderr.count("already in use") == 1, "root cause reported once"
-        assert "hello from stackctl" in http_get(ok)  # the independent group went on
-        state = _by_address(docker_client, stack_name)
-        assert "owner.bad" not in state, "no container is left in 'created' state"
+        _clean_error(result, "host ports are in use, so nothing was changed",
+                     f"owner.bad: host port 127.0.0.1:{taken}/tcp is in use: process "
+                     f"{os.getpid()} (")
+        assert not _by_address(docker_client, stack_name), "nothing was created"
         plan = run_cli("plan", str(spec))
-        assert "Plan: 2 to add, 0 to change, 0 to destroy." in plan.stdout
+        assert "Plan: 5 to add, 0 to change, 0 to destroy." in plan.stdout
     finally:
         busy.close()
     assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    assert "hello from stackctl" in http_get(ok)
     assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+
+
+def test_port_change_onto_a_busy_port_destroys_nothing(docker_client, stack_name, tmp_path, port):
+    """The group used to be destroyed, then fail to publish, and be left with 0
+    containers. Now the preflight refuses first, naming who holds the port: another
+    container's published port, or a process on this host."""
+    spec = _spec(tmp_path, stack_name, {"g": {"ports": [f"127.0.0.1:{port}:80"],
+                                              "members": {"web": HTTPD}}})
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    before = {c.id for c in docker_client.containers.list(filters={"label": f"stackctl.stack={stack_name}"})}
+    other_port = free_port()
+    squatter = docker_client.containers.run(PAUSE, detach=True, ports={"80/tcp": ("127.0.0.1", other_port)})
+    busy = socket.socket()
+    busy.bind(("0.0.0.0", 0))
+    busy.listen(1)
+    try:
+        for target, holder in ((other_port, f"published by container {squatter.name} "
+                                            f"({squatter.id[:12]})"),
+                               (busy.getsockname()[1], f"process {os.getpid()} (")):
+            spec.write_text(spec.read_text().replace(f":{port}:80", f":{target}:80"))
+            port = target
+            result = run_cli("apply", str(spec), "--auto-approve")
+            _clean_error(result, "nothing was changed", holder)
+            after = {c.id for c in docker_client.containers.list(
+                filters={"label": f"stackctl.stack={stack_name}"})}
+            assert after == before, "no container was destroyed"
+
+    finally:
+        busy.close()
+        squatter.remove(force=True)
+    # Freed: the same change now goes through.
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    assert "hello from stackctl" in http_get(port)
 
 
 def test_name_taken_by_unmanaged_container(docker_client, stack_name, tmp_path):
@@ -233,3 +265,75 @@ def test_kill_9_mid_apply_then_force_unlock_and_converge(docker_client, stack_na
     assert all(len(v) == 1 and v[0] == "running" for v in state.values()), state
     assert len(state) == 5 * 3
     assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+
+
+# ------------------------------------------------- an impostor under the owner's name
+def _impostor(docker_client, name: str):
+    """An unlabelled container under ``name``, with a shareable IPC namespace as an
+    owner has: what someone would start to receive the group's sysctls and members."""
+    return docker_client.containers.run(BUSYBOX, ["sleep", "2147483647"], name=name,
+                                        detach=True, ipc_mode="shareable", init=True)
+
+
+def _somax_spec(tmp_path: Path, stack: str) -> Path:
+    return _spec(tmp_path, stack, {"web": {"sysctls": {"net.core.somaxconn": "${SOMAX:-1024}"},
+                                           "members": {"m": SLEEPER}}})
+
+
+def test_saved_plan_refuses_an_impostor_under_the_owner_name(docker_client, stack_name, tmp_path):
+    """The security review's reproduction: plan --out, rename the owner, start an
+    unlabelled container under its name, apply the plan. Nothing may reach the impostor;
+    its sysctl is checked from outside stackctl."""
+    spec = _somax_spec(tmp_path, stack_name)
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    plan_file = tmp_path / "p1.json"
+    planned = run_cli("plan", str(spec), "--out", str(plan_file), env={"SOMAX": "1025"})
+    assert planned.returncode == 0, planned.stderr
+    owner = docker_client.containers.get(f"{stack_name}-web")
+    owner.rename(f"{stack_name}-web-moved")
+    impostor = _impostor(docker_client, f"{stack_name}-web")
+    try:
+        before = live_sysctl(docker_client, impostor.id, "net.core.somaxconn")
+        result = run_cli("apply", str(plan_file))
+        _clean_error(result, "stale")
+        assert live_sysctl(docker_client, impostor.id, "net.core.somaxconn") == before
+        assert live_sysctl(docker_client, owner.id, "net.core.somaxconn") == "1024"
+        impostor.reload()
+        assert impostor.status == "running" and "stackctl.stack" not in impostor.labels
+    finally:
+        impostor.remove(force=True)
+
+
+def test_a_rename_between_plan_and_apply_refuses_the_joining_steps(docker_client, stack_name, tmp_path):
+    """As when the owner is renamed and an impostor started while `apply` waits at its
+    confirmation prompt: the plan was made, then the names moved. The helper and a new
+    member target the owner's id; the id no longer carries the name, so they refuse."""
+    from stackctl.apply import Applier
+    from stackctl.engine import connect
+    from stackctl.errors import ApplyError
+    from stackctl.plan import make_plan
+    from stackctl.resources import desired
+    from stackctl.spec import load
+
+    spec = _somax_spec(tmp_path, stack_name)
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    spec.write_text(spec.read_text().replace("[groups.web.members.m]", "[groups.web.members.n]\n"
+                                             f'image = "{BUSYBOX}"\ncommand = ["sleep", "2147483647"]\n'
+                                             "\n[groups.web.members.m]"))
+    want = desired(load(spec, env={"SOMAX": "1026"}).stack)
+    engine = connect()
+    keys = {"web": ["net.core.somaxconn"]}
+    plan = make_plan(want, engine.observe(stack_name, keys, helper_images={"web": BUSYBOX}))
+    assert {c.address for c in plan.actionable} == {"helper.web", "member.web.n"}
+    owner = docker_client.containers.get(f"{stack_name}-web")
+    owner.rename(f"{stack_name}-web-moved")  # ... while the operator reads the plan
+    impostor = _impostor(docker_client, f"{stack_name}-web")
+    try:
+        with pytest.raises(ApplyError) as exc:
+            Applier(engine, plan).run()
+        assert "now named" in str(exc.value)
+        assert live_sysctl(docker_client, impostor.id, "net.core.somaxconn") != "1026"
+        assert live_sysctl(docker_client, owner.id, "net.core.somaxconn") == "1024"
+        assert f"{stack_name}-web-n" not in {c.name for c in docker_client.containers.list(all=True)}
+    finally:
+        impostor.remove(force=True)

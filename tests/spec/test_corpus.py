@@ -44,6 +44,8 @@ def _env(name: str) -> dict[str, str]:
                 env[key] = value
     env["NO_COLOR"] = "1"
     env["DOCKER_HOST"] = NO_ENGINE
+    # The CLI runs in bad/: put this checkout first, not whatever stackctl is installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
 
@@ -122,7 +124,7 @@ GOOD = Path(__file__).resolve().parent / "good"
 @pytest.mark.parametrize("spec", sorted(p.name for p in GOOD.iterdir()))
 def test_the_good_corpus_validates_with_an_empty_environment(spec: str) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
-           "DOCKER_HOST": NO_ENGINE}
+           "DOCKER_HOST": NO_ENGINE, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "stackctl", "validate", spec], cwd=GOOD,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

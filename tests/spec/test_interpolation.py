@@ -1,4 +1,4 @@
-"""``${VAR}`` and ``${VAR:-default}`` in string values, taken from the environment."""
+"""``${VAR}`` and Compose's other forms in string values, taken from the environment."""
 
 from __future__ import annotations
 
@@ -80,10 +80,12 @@ def test_values_are_substituted_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("${bad-name}", "cannot read variable reference '${bad-name}'"),
+    ("${bad name}", "cannot read variable reference '${bad name}'"),
     ("${}", "cannot read variable reference '${}'"),
-    ("${X:?err}", "cannot read variable reference '${X:?err}'"),
+    ("${1X}", "cannot read variable reference '${1X}'"),
+    ("${X:=assign}", "cannot read variable reference '${X:=assign}'"),
     ("${OPEN", "unterminated variable reference '${OPEN'"),
+    ("${A:-${OPEN}", "unterminated variable reference '${A:-${OPEN}'"),
 ])
 def test_malformed_references_are_problems(text: str, message: str) -> None:
     _, problems = interpolate({"k": [text]}, {"X": "1"})
@@ -93,3 +95,31 @@ def test_malformed_references_are_problems(text: str, message: str) -> None:
 def test_non_strings_are_untouched() -> None:
     value, problems = interpolate({"n": 1, "b": True, "l": [1.5]}, {})
     assert value == {"n": 1, "b": True, "l": [1.5]} and problems == []
+
+
+@pytest.mark.parametrize("text, env, expected", [
+    ("${A:-d}", {}, "d"), ("${A:-d}", {"A": ""}, "d"), ("${A:-d}", {"A": "a"}, "a"),
+    ("${A-d}", {}, "d"), ("${A-d}", {"A": ""}, ""), ("${A-d}", {"A": "a"}, "a"),
+    ("${A:+alt}", {}, ""), ("${A:+alt}", {"A": ""}, ""), ("${A:+alt}", {"A": "a"}, "alt"),
+    ("${A+alt}", {"A": ""}, "alt"), ("${A?}", {"A": ""}, ""), ("${A:?m}", {"A": "a"}, "a"),
+    # Nested references are substituted, never kept as text.
+    ("${A:-${B}}", {"B": "b"}, "b"), ("${A:-${B:-${C-c}}}/x", {}, "c/x"),
+    ("${A:-$${B}}", {}, "${B}"), ("${A:-x}}", {}, "x}"),
+])
+def test_compose_forms(text: str, env: dict[str, str], expected: str) -> None:
+    assert interpolate([text], env) == ([expected], [])
+
+
+@pytest.mark.parametrize("text, env, message", [
+    ("${A:?the port to publish}", {}, "environment variable A is not set: the port to publish"),
+    ("${A:?}", {"A": ""}, "environment variable A is empty"),
+    ("${A?must be set}", {}, "environment variable A is not set: must be set"),
+    ("${A:-${B}}", {}, "environment variable B is not set"),
+])
+def test_required_variables_are_problems_with_their_message(text, env, message) -> None:
+    value, problems = interpolate([text], env)
+    assert [m for _, m, _ in problems] == [message]
+
+
+def test_a_default_is_only_substituted_when_used() -> None:
+    assert interpolate(["${A:-${B}}"], {"A": "a"}) == (["a"], [])

@@ -72,6 +72,8 @@ class FakeEngine:
         self.sleep = sleep
         self.rng = random.Random(seed)
         self.updates: list[tuple[str, str, dict[str, str]]] = []
+        self.joined: list[tuple[str, str]] = []
+        self.writes: list[tuple[str, bool]] = []
         self.active = 0
         self.max_active = 0
 
@@ -97,14 +99,24 @@ class FakeEngine:
     def create_owner(self, stack: str, r: Resource) -> str:
         assert stack == "shop"
         self._call("create", r.address)
-        return container_id(r.name, "new")
+        cid = container_id(r.name, "new")
+        self.by_id[cid] = r.address
+        return cid
+
+    def _owner_id(self, r: Resource, owner: str) -> None:
+        # Joined by the id observe listed or create_owner returned, never by name.
+        assert self.by_id.get(owner) == f"owner.{r.group}", (owner, r.address)
+        self.joined.append((r.address, owner))
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
-        assert owner == r.extra["owner"]
+        self._owner_id(r, owner)
         self._call("create", r.address)
         return container_id(r.name, "new")
 
-    def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
+    def write_sysctls(self, stack: str, r: Resource, owner: str,
+                      skip_if_live: bool = False) -> dict[str, str]:
+        self._owner_id(r, owner)
+        self.writes.append((r.address, skip_if_live))
         self._call("write", r.address)
         return dict(r.config["sysctls"])
 
@@ -384,3 +396,48 @@ def test_plan_dependents_walks_edges_transitively() -> None:
     assert plan.dependents("member.g.a") == {"member.g.b"}
     assert plan.dependents("member.g.b") == set()
     assert plan.dependents("owner.h") == {"member.h.x"}
+
+
+def test_helper_and_members_join_the_owner_by_id(tmp_path) -> None:
+    """Every joining step targets the owner's id: the one observe listed when the owner
+    stays, the one create_owner returned when it is new; never a name."""
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    # The owner stays (sysctl drift), members are recreated.
+    changed = load_spec(tmp_path, _edit('image = "app:1"', 'image = "app:2"',
+                                        _edit('"net.core.somaxconn" = 1024',
+                                              '"net.core.somaxconn" = 2048', BASE_SPEC)))
+    engine = FakeEngine(obs)
+    _run(make_plan(changed, obs), engine)
+    owner_id = next(c.id for c in obs.containers if c.address == "owner.edge")
+    assert sorted(engine.joined) == [("helper.edge", owner_id), ("member.edge.app", owner_id)]
+    # Drift must be written, not merely read back.
+    assert engine.writes == [("helper.edge", False)]
+    # From scratch: the new owner's id, as create_owner returned it.
+    empty = Observed(stack="shop")
+    engine = FakeEngine(empty)
+    _run(make_plan(want, empty), engine)
+    new_id = container_id("shop-edge", "new")
+    assert {owner for addr, owner in engine.joined if ".edge" in addr} == {new_id}
+    assert ("helper.edge", True) in engine.writes  # a new owner has Docker's values
+
+
+def test_replace_helper_writes_even_when_values_match(tmp_path) -> None:
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    engine = FakeEngine(obs)
+    _run(make_plan(want, obs, replace=["helper.edge"]), engine)
+    assert engine.writes == [("helper.edge", False)]
+
+
+def test_a_plan_without_its_owner_joins_nothing(tmp_path) -> None:
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    plan = make_plan(want, obs, replace=["member.edge.app"])
+    import attrs as _attrs
+
+    plan = _attrs.evolve(plan, changes=tuple(c for c in plan.changes if c.address != "owner.edge"))
+    engine = FakeEngine(obs)
+    with pytest.raises(ApplyError, match="names no owner of group 'edge'"):
+        _run(plan, engine)
+    assert engine.joined == []

@@ -76,6 +76,32 @@ def test_inspect_document_becomes_facts() -> None:
     assert c.actual == {"image": "pause:3.10", "ports": ["127.0.0.1:8080:80/tcp"]}
 
 
+def test_an_owner_s_ports_are_the_bindings_the_engine_made() -> None:
+    """Requested '[fe80::1%lo]:30112:80' was accepted by the engine, which bound every
+    address: compared by the request alone it planned "No changes"."""
+    made_everywhere = {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30112"},
+                                  {"HostIp": "::", "HostPort": "30112"}]}
+
+    def owner(requested: dict, made: dict, running: bool = True) -> list[str]:
+        d = {"Id": OWNER_ID, "Name": "/shop-edge",
+             "Config": {"Image": "pause:3.10", "Labels": {**LABELS, "stackctl.role": "owner"}},
+             "State": {"Status": "running" if running else "exited", "Running": running},
+             "HostConfig": {"PortBindings": requested}, "NetworkSettings": {"Ports": made}}
+        return from_inspect(d, local=False)[0].actual["ports"]
+
+    zoned = {"80/tcp": [{"HostIp": "fe80::1%lo", "HostPort": "30112"}]}
+    assert owner(zoned, made_everywhere) == ["30112:80/tcp"]
+    assert owner(zoned, {}, running=False) == ["[fe80::1%lo]:30112:80/tcp"]
+    # Agreeing bindings keep the requested (the spec's) spelling.
+    every = {"80/tcp": [{"HostIp": "", "HostPort": "30112"}]}
+    assert owner(every, made_everywhere) == ["30112:80/tcp"]
+    assert owner({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30112"}]},
+                 {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30112"}]}) == ["0.0.0.0:30112:80/tcp"]
+    mapped = {"80/tcp": [{"HostIp": "::ffff:127.0.0.1", "HostPort": "30113"}]}
+    assert owner(mapped, {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "30113"}]}) == \
+        ["[::ffff:127.0.0.1]:30113:80/tcp"]
+
+
 # ------------------------------------------------------------------ socket client
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -175,7 +201,13 @@ def test_live_sysctls_are_read_in_the_target_namespaces_by_a_thread_that_ends() 
 
     keys = ["net.core.somaxconn", "kernel.shmmax", "net.no_such_key"]
     mine_before = os.readlink("/proc/thread-self/ns/net")
-    own, gone = namespaces.read_sysctls([(os.getpid(), keys), (2 ** 22 + 1, keys)])
+    mine = "e" * 64
+    real_runs_in = namespaces.runs_in
+    namespaces.runs_in = lambda pid, cid: (pid, cid) == (os.getpid(), mine) or real_runs_in(pid, cid)
+    try:
+        own, gone = namespaces.read_sysctls([(os.getpid(), mine, keys), (2 ** 22 + 1, mine, keys)])
+    finally:
+        namespaces.runs_in = real_runs_in
     if not namespaces.available():
         assert own is None and gone is None  # joining a namespace needs root
         return
@@ -188,3 +220,53 @@ def test_live_sysctls_are_read_in_the_target_namespaces_by_a_thread_that_ends() 
     # A pid is only taken as a container's when its cgroup names that container.
     assert not namespaces.runs_in(os.getpid(), "f" * 64)
     assert not namespaces.runs_in(2 ** 22 + 1, "f" * 64)
+
+
+def test_a_pid_is_checked_after_its_namespaces_are_opened(monkeypatch) -> None:
+    """The pid-reuse race: a container's process may exit and its pid be reused between
+    finding the pid and opening /proc/<pid>/ns/*. The namespaces are opened first and
+    the pid checked after, so what was opened is the container's or is not used; and a
+    pid that is not the container's process gives no values and no namespace."""
+    import os
+
+    from stackctl.engine import namespaces
+
+    if not namespaces.available():
+        pytest.skip("joining a namespace needs root")
+    order: list[str] = []
+    real_open, real_runs_in = os.open, namespaces.runs_in
+
+    def opening(path, *a, **kw):
+        if "/ns/" in str(path):
+            order.append("open")
+        return real_open(path, *a, **kw)
+
+    def checking(pid, cid):
+        order.append("check")
+        return real_runs_in(pid, cid)
+
+    monkeypatch.setattr(namespaces.os, "open", opening)
+    monkeypatch.setattr(namespaces, "runs_in", checking)
+    # This test's own pid stands for a container's pid reused by another process.
+    assert namespaces.read_sysctls([(os.getpid(), "f" * 64, ["net.core.somaxconn"])]) == [None]
+    assert order == ["open", "open", "check"]
+    order.clear()
+    assert namespaces.netns(os.getpid(), "f" * 64) is None
+    assert order == ["check"]
+
+
+@pytest.mark.parametrize("name", ["net.//.fs.lease-break-time", "net/../fs/lease-break-time",
+                                  "vm.swappiness", "kernel.hostname", "net..core"])
+def test_the_last_gate_uses_the_whole_name_rule(name: str) -> None:
+    """busybox's sysctl swaps '.' and '/': 'net.//.fs.lease-break-time' starts with 'net.'
+    and wrote the host's fs.lease-break-time through a prefix-only gate."""
+    from stackctl.engine.facts import refuse_host_wide
+    from stackctl.errors import EngineError
+    from stackctl.resources import Resource, Role
+
+    r = Resource(address="helper.g", role=Role.HELPER, group="g", member=None, name="s-g-sysctl",
+                 config={"sysctls": {"net.core.somaxconn": "1024", name: "1"}})
+    with pytest.raises(EngineError, match="refusing to write"):
+        refuse_host_wide(r)
+    refuse_host_wide(Resource(address="helper.g", role=Role.HELPER, group="g", member=None,
+                              name="s-g-sysctl", config={"sysctls": {"net.core.somaxconn": "1"}}))

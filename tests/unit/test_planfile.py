@@ -27,7 +27,7 @@ def _plans(tmp_path) -> dict[str, Plan]:
         "create": make_plan(want, Observed(stack="shop")),
         "no-op": make_plan(want, obs),
         "replace": make_plan(changed, obs),
-        "mixed": make_plan(gone, evolve(drop(obs, "member.edge.app"), "member.edge.web", status="exited")),
+        "mixed": make_plan(gone, evolve(drop(obs, "member.edge.app"), "member.edge.web", status="exited", exit_code=137)),
         "destroy": make_plan(want, obs, destroy=True),
         "target": make_plan(changed, obs, targets=["member.edge.web"]),
     }
@@ -177,3 +177,113 @@ def test_check_current_refuses_stale_and_foreign_plans(tmp_path) -> None:
                container_name="someone-else"),))
     with pytest.raises(PlanError, match="not part of stack 'shop'"):
         planfile.check_current("p", forged, obs)
+
+
+# -------------------------------------------------------- a saved plan is input too
+def _change(doc: dict, address: str) -> dict:
+    return next(c for c in doc["plan"]["changes"] if c["address"] == address)
+
+
+def _sysctl_update_plan(tmp_path) -> dict:
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    changed = load_spec(tmp_path, BASE_SPEC.replace('"net.core.somaxconn" = 1024',
+                                                    '"net.core.somaxconn" = 2048'))
+    return json.loads(planfile.dumps(make_plan(changed, obs), KEYS, IMAGES))
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    # busybox's sysctl swaps '.' and '/': this name writes the host's fs.lease-break-time.
+    (lambda d: _change(d, "helper.edge")["resource"]["config"]["sysctls"].update(
+        {"net.//.fs.lease-break-time": "1"}), "uses slashes"),
+    (lambda d: _change(d, "helper.edge")["resource"]["config"]["sysctls"].update(
+        {"vm.swappiness": "1"}), "not namespaced"),
+    (lambda d: _change(d, "helper.edge")["resource"]["config"]["sysctls"].update(
+        {"net.ipv4.tcp_rmem": "1 2"}), "takes 3 values"),
+    (lambda d: _change(d, "helper.edge")["resource"]["config"]["sysctls"].update(
+        {"net.core.somaxconn": "-0"}), "not a plain decimal"),
+    # Another stack's owner, or another group's.
+    (lambda d: _change(d, "helper.edge")["resource"]["extra"].update(owner="other-edge"),
+     "joins 'other-edge', not the owner of its group"),
+    (lambda d: _change(d, "member.edge.app")["resource"]["extra"].update(owner="shop-db"),
+     "joins 'shop-db'"),
+    (lambda d: _change(d, "member.edge.app")["resource"].update(name="victim"),
+     "container name 'victim'"),
+    (lambda d: _change(d, "member.edge.app")["resource"]["config"].update(image="Bad Image"),
+     "not a valid image reference"),
+    (lambda d: _change(d, "member.edge.app")["resource"]["config"].update(
+        volumes=["/:/host", "/srv:/proc/sys"]), "mounts under /proc"),
+    (lambda d: _change(d, "owner.edge")["resource"]["config"].update(
+        ports=["[fe80::1%lo]:8080:80/tcp"]), "zone id"),
+    (lambda d: _change(d, "owner.edge")["resource"]["extra"]["sysctls"].update(
+        {"kernel.core_pattern": "|/tmp/x"}), "not namespaced"),
+    (lambda d: d["plan"].update(stack="../x"), "invalid stack name"),
+    (lambda d: _change(d, "member.edge.web")["attributes"].append(
+        {"name": "name", "before": "shop-edge-web", "after": "victim", "forces_replacement": False}),
+     "renames to 'victim'"),
+    (lambda d: d["observe"]["sysctl_keys"]["edge"].append("fs.file-max"), "not namespaced"),
+])
+def test_a_hand_edited_plan_is_validated_again(tmp_path, edit, fragment) -> None:
+    doc = _sysctl_update_plan(tmp_path)
+    planfile.load(_write(tmp_path, doc))  # as written by plan --out: accepted
+    edit(doc)
+    with pytest.raises(PlanError, match="nothing was applied") as exc:
+        planfile.load(_write(tmp_path, doc))
+    assert fragment in str(exc.value)
+
+
+@pytest.mark.parametrize("observe", [
+    {"sysctl_keys": ["net.core.somaxconn"], "helper_images": {}},
+    {"sysctl_keys": {"edge": "net.core.somaxconn"}, "helper_images": {}},
+    {"sysctl_keys": {}, "helper_images": ["busybox"]},
+    {"sysctl_keys": {}, "helper_images": {}, "refresh": "yes"},
+])
+def test_a_malformed_observe_section_is_a_plan_error(tmp_path, observe) -> None:
+    doc = _saved(tmp_path)
+    doc["observe"] = observe
+    with pytest.raises(PlanError, match="cannot read saved plan"):
+        planfile.load(_write(tmp_path, doc))
+
+
+def test_check_current_refuses_an_id_moved_to_another_address(tmp_path) -> None:
+    """A helper or member joins the owner id of its group's owner change: that id must
+    be the observed owner of that group, not any container of the stack."""
+    import attrs
+
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    plan = make_plan(want, obs)
+    other = next(c.id for c in obs.containers if c.address == "owner.db")
+    forged = attrs.evolve(plan, changes=tuple(
+        attrs.evolve(c, container_id=other) if c.address == "owner.edge" else c
+        for c in plan.changes))
+    with pytest.raises(PlanError, match="owner.edge -> .*owner.db"):
+        planfile.check_current("p", forged, obs)
+
+
+def test_a_rename_makes_a_saved_plan_stale(tmp_path) -> None:
+    from stackctl.errors import StalePlanError
+
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = converged(want)
+    plan = make_plan(want, obs)
+    with pytest.raises(StalePlanError):
+        planfile.check_current("p", plan, evolve(obs, "owner.edge", name="shop-edge-moved"))
+
+
+def test_a_plan_file_is_written_for_its_owner_only(tmp_path) -> None:
+    import os
+    import stat
+
+    f = tmp_path / "p.json"
+    f.write_text("old")
+    os.chmod(f, 0o644)
+    planfile.save(f, "{}\n")
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
+    assert f.read_text() == "{}\n"
+    planfile.save(tmp_path / "new.json", "{}\n")
+    assert stat.S_IMODE(os.stat(tmp_path / "new.json").st_mode) == 0o600
+    with pytest.raises(PlanError, match="does not exist"):
+        planfile.save(tmp_path / "missing" / "p.json", "{}")
+    with pytest.raises(PlanError, match="is a directory"):
+        planfile.save(tmp_path, "{}")

@@ -573,7 +573,7 @@ def test_summary_counts_each_action(tmp_path) -> None:
                 edit('"net.core.somaxconn" = 1024', '"net.core.somaxconn" = 2048',  # helper update: ~1
                      BASE_SPEC.split("[groups.db]")[0]))  # owner.db, member.db.pg delete: -2
     obs = converged(load_spec(tmp_path, BASE_SPEC))
-    obs = evolve(obs, "member.edge.web", status="exited")  # restart: ~1
+    obs = evolve(obs, "member.edge.web", status="exited", exit_code=137)  # restart: ~1
     plan = make_plan(load_spec(tmp_path, spec), obs)
     assert sorted((c.address, c.action.value) for c in plan.actionable) == [
         ("helper.edge", "update"), ("member.db.pg", "delete"), ("member.edge.app", "replace"),
@@ -607,3 +607,35 @@ def test_plan_images_are_what_creates_and_rewrites_need(tmp_path) -> None:
     converged_plan = make_plan(want, converged(want))
     assert converged_plan.images() == []
     assert set(converged_plan.images(needed_only=False)) == every
+
+
+# ------------------------------------------------- states that are not "down"
+def test_a_one_shot_member_that_exited_0_is_complete(tmp_path) -> None:
+    """restart = "no" (the default) and exit code 0: done, not restarted on every apply;
+    a failure (exit code 1) or a policy that restarts is still started again."""
+    want = load_spec(tmp_path, BASE_SPEC)
+    done = evolve(converged(want), "member.edge.app", status="exited", exit_code=0)
+    assert make_plan(want, done).change_for("member.edge.app").action is Action.NOOP
+    failed = evolve(converged(want), "member.edge.app", status="exited", exit_code=1)
+    assert make_plan(want, failed).change_for("member.edge.app").action is Action.RESTART
+    always = load_spec(tmp_path, BASE_SPEC.replace('image = "app:1"', 'image = "app:1"\nrestart = "always"'))
+    stopped = evolve(converged(always), "member.edge.app", status="exited", exit_code=0)
+    assert make_plan(always, stopped).change_for("member.edge.app").action is Action.RESTART
+
+
+def test_a_paused_owner_is_unpaused_not_restarted(tmp_path) -> None:
+    want = load_spec(tmp_path, BASE_SPEC)
+    plan = make_plan(want, evolve(converged(want), "owner.edge", status="paused"))
+    owner = plan.change_for("owner.edge")
+    assert owner.action is Action.UPDATE and "paused by hand" in owner.reason
+    assert [(a.name, a.after) for a in owner.attributes] == [("state", "running")]
+    assert {c.address for c in plan.actionable} == {"owner.edge"}, "members keep the namespace"
+    member = make_plan(want, evolve(converged(want), "member.edge.web", status="paused"))
+    assert member.change_for("member.edge.web").action is Action.UPDATE
+
+
+def test_a_member_the_engine_keeps_restarting_is_left_to_the_engine(tmp_path) -> None:
+    want = load_spec(tmp_path, BASE_SPEC)
+    plan = make_plan(want, evolve(converged(want), "member.edge.app", status="restarting",
+                                  exit_code=3))
+    assert plan.change_for("member.edge.app").action is Action.NOOP

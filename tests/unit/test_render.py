@@ -247,3 +247,30 @@ def test_dot_escapes_quotes() -> None:
     name, nodes, edges = _parse_dot(render_dot(plan))
     assert name == 'stackctl we"ird'
     assert edges == {('owner.a"b', "member.a.x")}
+
+
+def test_status_says_complete_and_failing(tmp_path) -> None:
+    from stackctl.render.status import render_status, status_document
+
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = evolve(evolve(converged(want), "member.edge.app", status="exited", exit_code=0),
+                 "member.edge.web", status="restarting", exit_code=3)
+    plan = make_plan(want, obs)
+    doc = status_document(plan, obs, want)
+    members = {m["member"]: m for m in doc["groups"]["edge"]["members"]}
+    assert members["app"]["state"] == "completed" and not members["app"]["failing"]
+    assert members["web"]["state"] == "restarting(3)" and members["web"]["failing"]
+    text = render_status(plan, obs, want)
+    assert re.search(r"member app\s+shop-edge-app\s+completed\s+ok", text), text
+    assert "FAILING: the engine keeps restarting it; see `docker logs shop-edge-web`" in text
+
+
+def test_targeting_is_announced(tmp_path) -> None:
+    want = load_spec(tmp_path, BASE_SPEC)
+    obs = drop(converged(want), "member.edge.web")
+    plan = make_plan(want, obs, targets=["owner.db"])
+    text = render_plan(plan, targeted=True)
+    assert text.startswith("Warning: Targeting is in effect")
+    assert "other changes may be pending" in text
+    assert "No changes. The targeted addresses match the spec." in text
+    assert "The engine matches the spec" not in text
