@@ -33,6 +33,12 @@ class EngineActions(Protocol):
     def restart(self, stack: str, cid: str, name: str) -> None: ...
     def update(self, stack: str, cid: str, name: str, changes: dict[str, str]) -> None: ...
     def remove(self, stack: str, cid: str, name: str) -> None: ...
+    def create_network(self, stack: str, r: Resource) -> str: ...
+    def remove_network(self, stack: str, nid: str, name: str) -> None: ...
+    def connect(self, stack: str, cid: str, name: str, network: str, aliases: list[str]) -> None: ...
+    def disconnect(self, stack: str, cid: str, name: str, network: str) -> None: ...
+    def create_volume(self, stack: str, r: Resource) -> str: ...
+    def remove_volume(self, stack: str, name: str) -> None: ...
 
 
 @attrs.frozen
@@ -129,15 +135,28 @@ class Applier:
         stack = self.plan.stack
         r = c.resource
         if kind == "destroy":
-            if c.container_id:  # a helper has no container to remove
+            if not c.container_id:  # a helper has no container to remove
+                return ""
+            if c.kind == "network":
+                self.engine.remove_network(stack, c.container_id, c.container_name or c.address)
+            elif c.kind == "volume":
+                self.engine.remove_volume(stack, c.container_id)
+            else:
                 self.engine.remove(stack, c.container_id, c.container_name or c.address)
             return ""
         assert r is not None, f"{c.address}: {kind} without a desired resource"
+        if r.role is Role.NETWORK:
+            return f"id={self.engine.create_network(stack, r)[:12]}"
+        if r.role is Role.VOLUME:
+            return f"name={self.engine.create_volume(stack, r)}"
         if kind in ("restart", "update") and r.role is not Role.HELPER:
             assert c.container_id and c.container_name
             mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart")}
             if mend:
                 self.engine.update(stack, c.container_id, c.container_name, mend)
+            for a in c.attributes:
+                if a.name == "networks":
+                    self._rejoin(c.container_id, r.name, a.before or {}, a.after or {})
             if kind == "restart":
                 self.engine.restart(stack, c.container_id, r.name)
             return ""
@@ -149,3 +168,15 @@ class Applier:
         else:
             cid = self.engine.create_member(stack, r, r.extra["owner"])
         return f"id={cid[:12]}"
+
+    def _rejoin(self, cid: str, name: str, before: dict[str, list[str]],
+                after: dict[str, list[str]]) -> None:
+        """Leave the networks the owner must leave, join those it must join; a network
+        whose aliases changed is left and joined again (the engine cannot edit them)."""
+        stack = self.plan.stack
+        for network, aliases in before.items():
+            if after.get(network) != aliases:
+                self.engine.disconnect(stack, cid, name, network)
+        for network, aliases in after.items():
+            if before.get(network) != aliases:
+                self.engine.connect(stack, cid, name, network, list(aliases))

@@ -64,6 +64,18 @@ class _SocketReader:
                 return None  # removed between list and inspect
             raise EngineError(f"{cid[:12]}: inspect failed: {exc}") from None
 
+    def networks(self) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.get("/networks") or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the engine's networks: {exc}") from None
+
+    def volumes(self) -> list[dict[str, Any]]:
+        try:
+            return list((self.api.get("/volumes") or {}).get("Volumes") or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the engine's volumes: {exc}") from None
+
 
 class Engine:
     """A connected engine. Thread-safe: the applier calls it from worker threads."""
@@ -136,6 +148,24 @@ class Engine:
 
     def remove(self, stack: str, cid: str, name: str) -> None:
         self.actions.remove(stack, cid, name)
+
+    def create_network(self, stack: str, r: Resource) -> str:
+        return self.actions.create_network(stack, r)
+
+    def remove_network(self, stack: str, nid: str, name: str) -> None:
+        self.actions.remove_network(stack, nid, name)
+
+    def connect(self, stack: str, cid: str, name: str, network: str, aliases: list[str]) -> None:
+        self.actions.connect(stack, cid, name, network, aliases)
+
+    def disconnect(self, stack: str, cid: str, name: str, network: str) -> None:
+        self.actions.disconnect(stack, cid, name, network)
+
+    def create_volume(self, stack: str, r: Resource) -> str:
+        return self.actions.create_volume(stack, r)
+
+    def remove_volume(self, stack: str, name: str) -> None:
+        self.actions.remove_volume(stack, name)
 
     def lock(self, stack: str, images: Iterable[str], operation: str) -> "StackLock":
         return self.actions.lock(stack, images, operation)

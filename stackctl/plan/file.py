@@ -74,7 +74,8 @@ def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> Non
         raise StalePlanError(
             f"{path}: the saved plan is stale: stack {plan.stack!r} changed on the engine "
             "after the plan was made; nothing was applied (make a new plan)")
-    ours = {c.id for c in observed.containers}
+    ours = ({c.id for c in observed.containers} | {n.id for n in observed.networks}
+            | {v.name for v in observed.volumes})
     foreign = sorted({c.container_id for c in plan.changes if c.container_id} - ours)
     if foreign:
         raise PlanError(f"{path}: the plan names containers that are not part of stack "
