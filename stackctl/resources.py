@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import attrs
 
-from stackctl.spec.model import Group, Stack
+from stackctl.spec.model import DEFAULT_NETWORK, Group, Stack
 from stackctl.spec.units import parse_size
 
 LABEL_STACK = "stackctl.stack"
@@ -35,7 +35,6 @@ LABEL_CONFIG = "stackctl.config"
 LABEL_NETWORK = "stackctl.network"
 LABEL_VOLUME = "stackctl.volume"
 
-DEFAULT_NETWORK = "default"
 
 OWNER_RESTART = "unless-stopped"
 

@@ -44,6 +44,9 @@ def _env(name: str) -> dict[str, str]:
                 env[key] = value
     env["NO_COLOR"] = "1"
     env["DOCKER_HOST"] = NO_ENGINE
+    # The CLI runs in bad/: put this checkout first on the path, or an installed stackctl
+    # (another checkout) would be the one tested.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 
 
