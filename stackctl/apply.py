@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Optional, Protocol
+from typing import Callable, Mapping, Optional, Protocol
 
 import attrs
 
@@ -20,7 +20,8 @@ from stackctl.executor import run_dag
 from stackctl.plan.model import Action, Change, Plan
 from stackctl.resources import Resource, Role
 
-Step = tuple[str, str]  # ("destroy" | "create" | "update" | "restart", address)
+Step = tuple[str, str]  # ("destroy" | "create" | "update" | "restart" | "wait", address)
+DEFAULT_WAIT_TIMEOUT = 300.0
 _BARRIER: Step = ("barrier", "")
 
 
@@ -39,6 +40,8 @@ class EngineActions(Protocol):
     def disconnect(self, stack: str, cid: str, name: str, network: str) -> None: ...
     def create_volume(self, stack: str, r: Resource) -> str: ...
     def remove_volume(self, stack: str, name: str) -> None: ...
+    def wait_ready(self, names: Mapping[str, str], timeout: float,
+                   stop: Optional[threading.Event] = None, interval: float = 0.5) -> dict[str, str]: ...
 
 
 @attrs.frozen
@@ -78,6 +81,24 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
                         edges.append(((a, dep), (b, dependent), True))
             if ("destroy", dependent) in have and ("destroy", dep) in have:
                 edges.append((("destroy", dependent), ("destroy", dep), True))
+    # Cross-group order: a member of a group that depends on another waits until every
+    # member of that group runs, and is healthy where it has a health check. One "wait"
+    # step per dependency member, after its own change if it has one; its failure skips
+    # exactly the members that wait for it.
+    waits: dict[str, str] = {}
+    for c in plan.actionable:
+        if c.resource is None or not (("create", c.address) in have or ("restart", c.address) in have):
+            continue
+        for dep, name in c.resource.extra.get("waits_for", []):
+            waits[dep] = name
+            for kind in ("create", "restart"):
+                if (kind, c.address) in have:
+                    edges.append((("wait", dep), (kind, c.address), True))
+    for dep in waits:
+        steps.append(("wait", dep))
+        for kind in forward:
+            if (kind, dep) in have:
+                edges.append(((kind, dep), ("wait", dep), True))
     for s in steps:
         if s[0] == "destroy":
             edges.append((s, _BARRIER, False))
@@ -88,13 +109,29 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
     return [*steps, _BARRIER], edges
 
 
+def waited_for(plan: Plan) -> dict[str, str]:
+    """Address -> container name of every member the plan's members wait for."""
+    return {dep: name for c in plan.changes if c.resource is not None
+            for dep, name in c.resource.extra.get("waits_for", [])}
+
+
+def members_of(plan: Plan) -> dict[str, str]:
+    """Address -> container name of every member the plan leaves in place (for --wait)."""
+    return {c.address: c.resource.name for c in plan.changes
+            if c.resource is not None and c.resource.role is Role.MEMBER
+            and c.action is not Action.DELETE}
+
+
 class Applier:
     """Runs one plan. ``engine`` is the adapter; ``on_event`` receives progress."""
 
     def __init__(self, engine: EngineActions, plan: Plan, parallelism: int = 10,
                  on_event: Optional[Callable[[Event], None]] = None,
-                 stop: Optional[threading.Event] = None) -> None:
+                 stop: Optional[threading.Event] = None,
+                 wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
         self.engine = engine
+        self.wait_timeout = wait_timeout
+        self.waited = waited_for(plan)
         self.plan = plan
         self.parallelism = parallelism
         self.on_event = on_event or (lambda e: None)
@@ -118,18 +155,28 @@ class Applier:
         kind, addr = step
         if step == _BARRIER:
             return
-        change = self.changes[addr]
         self.on_event(Event(kind, addr, "start"))
         t0 = time.monotonic()
+        name = self.waited.get(addr) or self.changes[addr].container_name or addr
         try:
-            detail = self._do(kind, change)
+            detail = self._wait(addr) if kind == "wait" else self._do(kind, self.changes[addr])
         except EngineError as exc:
             self.on_event(Event(kind, addr, "failed", str(exc), time.monotonic() - t0))
             raise
         except Exception as exc:  # an unexpected engine answer: keep the cause, name the step
             self.on_event(Event(kind, addr, "failed", repr(exc), time.monotonic() - t0))
-            raise EngineError(f"{change.container_name}: {exc!r}") from exc
+            raise EngineError(f"{name}: {exc!r}") from exc
         self.on_event(Event(kind, addr, "done", detail, time.monotonic() - t0))
+
+    def _wait(self, addr: str) -> str:
+        """The health gate of a cross-group dependency."""
+        name = self.waited[addr]
+        not_ready = self.engine.wait_ready({addr: name}, self.wait_timeout, self.stop)
+        if addr in not_ready:
+            raise EngineError(f"{name} is not ready, so the members of groups that depend on "
+                              f"its group were not started: {not_ready[addr]} (waited up to "
+                              f"{self.wait_timeout:g}s; see --wait-timeout)")
+        return "ready"
 
     def _do(self, kind: str, c: Change) -> str:
         stack = self.plan.stack

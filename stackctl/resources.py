@@ -230,16 +230,18 @@ def desired(stack: Stack) -> list[Resource]:
             ))
         # Every member of a group this one depends on must run (and be healthy, where it
         # has a health check) before this group's members start.
-        after = [address(Role.MEMBER, dep, m) for dep in sorted(set(group.depends_on))
-                 if dep in stack.groups and dep != gname for m in sorted(stack.groups[dep].members)]
+        waits = [[address(Role.MEMBER, dep, m), container_name(stack.name, dep, m)]
+                 for dep in sorted(set(group.depends_on)) if dep in stack.groups and dep != gname
+                 for m in sorted(stack.groups[dep].members)]
+        after = [w[0] for w in waits]
         for mname, member in sorted(group.members.items()):
             mounts = [_mount(stack, v) for v in member.volumes]
             deps = [owner_addr] + ([joined_to] if joined_to != owner_addr else [])
             deps += [address(Role.MEMBER, gname, d) for d in sorted(member.depends_on)]
             deps += sorted({m[1] for m in mounts if m[1]}) + after
             extra: dict[str, Any] = {"owner": container_name(stack.name, gname)}
-            if after:
-                extra["waits_for"] = after
+            if waits:
+                extra["waits_for"] = waits  # [address, container name] of each
             external = sorted({m[2] for m in mounts if m[2]})
             if external:
                 extra["external_volumes"] = external

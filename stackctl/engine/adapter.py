@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from stackctl.engine import facts, namespaces
@@ -113,6 +114,26 @@ class Engine:
             local_namespaces=self.local_namespaces,
             helper_read=lambda *a: self.actions.read_by_helper(*a),
             helper_images=helper_images or {})
+
+    def wait_ready(self, names: Mapping[str, str], timeout: float,
+                   stop: Optional[threading.Event] = None, interval: float = 0.5) -> dict[str, str]:
+        """Wait until every container in ``names`` (address -> container name) runs, and is
+        healthy where it has a health check; give up on one that cannot get there, and on
+        all at ``timeout`` seconds. Returns address -> state of each that is not ready."""
+        deadline = time.monotonic() + timeout
+        pending = dict(names)
+        states: dict[str, str] = {}
+        while True:
+            for addr, name in list(pending.items()):
+                ready, hopeless, states[addr] = facts.readiness(self.reader.inspect(name))
+                if ready:
+                    del pending[addr]
+                    states.pop(addr)
+                elif hopeless:
+                    del pending[addr]
+            if not pending or time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                return states
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
     # --------------------------------------------------------------- actions
     def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:

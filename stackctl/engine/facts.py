@@ -146,6 +146,34 @@ def owner_networks(d: dict[str, Any]) -> Optional[dict[str, tuple[str, ...]]]:
             for name, ep in found.items()}
 
 
+def readiness(d: Optional[dict[str, Any]]) -> tuple[bool, bool, str]:
+    """An inspect document -> (ready, hopeless, what it is now). Ready: running, and
+    healthy where the container has a health check. Hopeless: gone, or stopped with no
+    restart policy to bring it back. The text names the state and, for a health check
+    that is not passing, the last line its last check printed."""
+    if d is None:
+        return False, True, "does not exist"
+    state = d.get("State") or {}
+    status = state.get("Status") or "unknown"
+    if status != "running":
+        policy = ((d.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        text = f"exited (exit code {state.get('ExitCode', 0)})" if status == "exited" else status
+        return False, status in ("exited", "dead") and policy == "no", text
+    health = state.get("Health")
+    if not health:
+        return True, False, "running (no health check)"
+    if health.get("Status") == "healthy":
+        return True, False, "running, healthy"
+    log = health.get("Log") or []
+    last = ""
+    if log:
+        lines = (log[-1].get("Output") or "").strip().splitlines()
+        last = lines[-1] if lines else f"exit code {log[-1].get('ExitCode')}"
+    text = f"running, {health.get('Status') or 'unknown'}"
+    return False, False, text + (f"; last health check: {last}" if last else
+                                 "; no health check has finished yet")
+
+
 def _joined(network_mode: str) -> Optional[str]:
     return network_mode.split(":", 1)[1] if network_mode.startswith("container:") else None
 

@@ -246,7 +246,7 @@ class _Planner:
             moves += [f"leaves {n}" for n in before if n not in after]
             moves += [f"re-joins {n} (DNS aliases changed)" for n in after
                       if n in before and before[n] != after[n]]
-            reason = ", ".join(moves) + ": connected in place, nothing restarts"
+            reason = ", ".join(moves) + ": in place (docker network connect/disconnect), nothing restarts"
             if not obs.running:
                 return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
                                     f"again; {reason}", mended + joined)

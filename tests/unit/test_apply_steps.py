@@ -67,6 +67,7 @@ class FakeEngine:
         self.by_id.update({n.id: n.address for n in (observed.networks if observed else ())})
         self.by_id.update({v.name: v.address for v in (observed.volumes if observed else ())})
         self.joins: list[tuple[str, str, str, tuple[str, ...]]] = []
+        self.unhealthy: dict[str, str] = {}
         self.fail = fail or {}
         self.lock = threading.Lock()
         self.seq = itertools.count()
@@ -121,6 +122,14 @@ class FakeEngine:
 
     def remove(self, stack: str, cid: str, name: str) -> None:
         self._call("remove", self.by_id[cid])
+
+    def wait_ready(self, names, timeout, stop=None, interval=0.5) -> dict[str, str]:
+        not_ready = {}
+        for addr in names:
+            self._call("wait", addr)
+            if addr in self.unhealthy:
+                not_ready[addr] = self.unhealthy[addr]
+        return not_ready
 
     def create_network(self, stack: str, r: Resource) -> str:
         self._call("create", r.address)
