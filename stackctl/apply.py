@@ -176,7 +176,7 @@ class Applier:
             raise EngineError(f"{name} is not ready, so the members of groups that depend on "
                               f"its group were not started: {not_ready[addr]} (waited up to "
                               f"{self.wait_timeout:g}s; see --wait-timeout)")
-        return "ready"
+        return ""
 
     def _do(self, kind: str, c: Change) -> str:
         stack = self.plan.stack

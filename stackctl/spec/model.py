@@ -292,8 +292,8 @@ class Network:
         "The network exists already and is not the stack's: never created nor "
         "removed. Requires name.", True))
     name: Optional[str] = attrs.field(default=None, metadata=doc(
-        "The Docker network's name: required with external, otherwise "
-        "STACK_NAME (default).", "traefik"))
+        "The network's name on the engine: required with external; otherwise "
+        "STACK-NAME by default.", "traefik"))
 
 
 @attrs.frozen
@@ -308,8 +308,8 @@ class Volume:
         "The volume exists already and is not the stack's: never created nor removed. "
         "Requires name.", True))
     name: Optional[str] = attrs.field(default=None, metadata=doc(
-        "The Docker volume's name: required with external, otherwise STACK_NAME "
-        "(default).", "pgdata"))
+        "The volume's name on the engine: required with external; otherwise "
+        "STACK-NAME by default.", "pgdata"))
     labels: dict[str, str] = attrs.field(factory=dict, metadata=doc(
         "Volume labels of your own; the stackctl. prefix is reserved.",
         {"com.example.backup": "daily"}))

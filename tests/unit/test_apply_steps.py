@@ -58,7 +58,7 @@ image = "z:1"
 """
 
 
-class FakeEngine:
+class FakeEngine:  # also used by test_planner_networks
     """Records every call as (op, address) in a global order; fails on request."""
 
     def __init__(self, observed: Optional[Observed] = None, fail: dict[tuple[str, str], Exception] | None = None,
