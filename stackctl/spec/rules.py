@@ -299,6 +299,12 @@ def _networks(stack: Stack) -> Iterator[Found]:
                         f"declare it: [networks.{name}], or use one of: {', '.join(declared)}")
                 yield gpath + ("networks", i), f"unknown network {name!r}", hint
             seen.add(name)
+        internal = [n for n in group.networks if n in stack.networks
+                    and stack.networks[n].internal and not stack.networks[n].external]
+        if group.ports and group.networks and len(internal) == len(group.networks):
+            yield (gpath + ("ports",), "the group is only on internal networks, from which "
+                   "the engine publishes no port", "add a network with a route out, e.g. "
+                   "\"default\", to networks, or remove ports")
         if not group.networks and group.ports:
             yield (gpath + ("networks",), "networks = [] leaves the group on loopback only, "
                    "where ports cannot be published", "join a network, e.g. networks = "
