@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import HTTPD, PAUSE, SLEEPER, http_get, live_sysctl, run_cli, spec_text
+from support import HTTPD, PAUSE, ROOT, SLEEPER, http_get, live_sysctl, run_cli, spec_text
 
 pytestmark = pytest.mark.engine
 
@@ -117,7 +117,9 @@ def test_console_script_and_module_both_work(docker_client, stack_name, tmp_path
     script = shutil.which("stackctl")
     assert script, "the stackctl console script is not on PATH (pip install -e .)"
     spec = _write(tmp_path, spec_text(stack_name, {"g": {"members": {"m": SLEEPER}}}))
+    # PYTHONPATH: the script imports this checkout, not another one installed with -e.
     out = subprocess.run([script, "plan", str(spec)], capture_output=True, text=True,
-                         env={"NO_COLOR": "1", "PATH": __import__("os").environ["PATH"]})
+                         env={"NO_COLOR": "1", "PATH": __import__("os").environ["PATH"],
+                              "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0 and "Plan: 3 to add" in out.stdout
     assert run_cli("plan", str(spec)).stdout == out.stdout
