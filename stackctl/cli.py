@@ -327,7 +327,7 @@ def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
     args.refresh = False  # live sysctls do not matter to a destroy
     with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
         plan = _make_plan(args, loaded, engine, destroy=True)
-        what = "every container, network" + (" and volume" if args.volumes else "")
+        what = "every container, network and volume" if args.volumes else "every container and network"
         return _review_and_execute(out, args, engine, plan, "destroy", "Do you really want to "
                                    f"destroy {what} of stack {plan.stack!r}?")
 
