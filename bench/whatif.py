@@ -295,7 +295,7 @@ def exp_observe(api: Any, n: int, spec: Path, ports: list[int]) -> list[str]:
     observed = observe()
     if len(observed.sysctls) != n:
         log(f"observe N={n}: live sysctls read for {len(observed.sysctls)} of {n} groups")
-    rows.append(f"| observe() as now, with live sysctls (expected: 1 list + {n} owner inspects; members from "
+    rows.append(f"| observe() as now, with live sysctls (expected: 3 lists + {n} owner inspects; members from "
                 f"the listing and /proc; sysctls read in-process, no process) | {1000 * timeit(observe):.0f} ms | "
                 f"{_describe(*_counted(observe))}; sysctls of {len(observed.sysctls)}/{n} groups |")
     rows.append(f"| observe(inspect_all=True) (`--refresh=full`), with live sysctls | "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Optional, Protocol
+from typing import Callable, Mapping, Optional, Protocol
 
 import attrs
 
@@ -20,7 +20,8 @@ from stackctl.executor import run_dag
 from stackctl.plan.model import Action, Change, Plan
 from stackctl.resources import Resource, Role
 
-Step = tuple[str, str]  # ("destroy" | "create" | "update" | "restart", address)
+Step = tuple[str, str]  # ("destroy" | "create" | "update" | "restart" | "wait", address)
+DEFAULT_WAIT_TIMEOUT = 300.0
 _BARRIER: Step = ("barrier", "")
 
 
@@ -34,6 +35,14 @@ class EngineActions(Protocol):
     def restart(self, stack: str, cid: str, name: str) -> None: ...
     def update(self, stack: str, cid: str, name: str, changes: dict[str, str]) -> None: ...
     def remove(self, stack: str, cid: str, name: str) -> None: ...
+    def create_network(self, stack: str, r: Resource) -> str: ...
+    def remove_network(self, stack: str, nid: str, name: str) -> None: ...
+    def connect(self, stack: str, cid: str, name: str, network: str, aliases: list[str]) -> None: ...
+    def disconnect(self, stack: str, cid: str, name: str, network: str) -> None: ...
+    def create_volume(self, stack: str, r: Resource) -> str: ...
+    def remove_volume(self, stack: str, name: str) -> None: ...
+    def wait_ready(self, names: Mapping[str, str], timeout: float,
+                   stop: Optional[threading.Event] = None, interval: float = 0.5) -> dict[str, str]: ...
 
 
 @attrs.frozen
@@ -73,6 +82,24 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
                         edges.append(((a, dep), (b, dependent), True))
             if ("destroy", dependent) in have and ("destroy", dep) in have:
                 edges.append((("destroy", dependent), ("destroy", dep), True))
+    # Cross-group order: a member of a group that depends on another waits until every
+    # member of that group runs, and is healthy where it has a health check. One "wait"
+    # step per dependency member, after its own change if it has one; its failure skips
+    # exactly the members that wait for it.
+    waits: dict[str, str] = {}
+    for c in plan.actionable:
+        if c.resource is None or not (("create", c.address) in have or ("restart", c.address) in have):
+            continue
+        for dep, name in c.resource.extra.get("waits_for", []):
+            waits[dep] = name
+            for kind in ("create", "restart"):
+                if (kind, c.address) in have:
+                    edges.append((("wait", dep), (kind, c.address), True))
+    for dep in waits:
+        steps.append(("wait", dep))
+        for kind in forward:
+            if (kind, dep) in have:
+                edges.append(((kind, dep), ("wait", dep), True))
     for s in steps:
         if s[0] == "destroy":
             edges.append((s, _BARRIER, False))
@@ -83,13 +110,29 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
     return [*steps, _BARRIER], edges
 
 
+def waited_for(plan: Plan) -> dict[str, str]:
+    """Address -> container name of every member the plan's members wait for."""
+    return {dep: name for c in plan.changes if c.resource is not None
+            for dep, name in c.resource.extra.get("waits_for", [])}
+
+
+def members_of(plan: Plan) -> dict[str, str]:
+    """Address -> container name of every member the plan leaves in place (for --wait)."""
+    return {c.address: c.resource.name for c in plan.changes
+            if c.resource is not None and c.resource.role is Role.MEMBER
+            and c.action is not Action.DELETE}
+
+
 class Applier:
     """Runs one plan. ``engine`` is the adapter; ``on_event`` receives progress."""
 
     def __init__(self, engine: EngineActions, plan: Plan, parallelism: int = 10,
                  on_event: Optional[Callable[[Event], None]] = None,
-                 stop: Optional[threading.Event] = None) -> None:
+                 stop: Optional[threading.Event] = None,
+                 wait_timeout: float = DEFAULT_WAIT_TIMEOUT) -> None:
         self.engine = engine
+        self.wait_timeout = wait_timeout
+        self.waited = waited_for(plan)
         self.plan = plan
         self.parallelism = parallelism
         self.on_event = on_event or (lambda e: None)
@@ -120,32 +163,55 @@ class Applier:
         kind, addr = step
         if step == _BARRIER:
             return
-        change = self.changes[addr]
         self.on_event(Event(kind, addr, "start"))
         t0 = time.monotonic()
+        name = self.waited.get(addr) or self.changes[addr].container_name or addr
         try:
-            detail = self._do(kind, change)
+            detail = self._wait(addr) if kind == "wait" else self._do(kind, self.changes[addr])
         except EngineError as exc:
             self.on_event(Event(kind, addr, "failed", str(exc), time.monotonic() - t0))
             raise
         except Exception as exc:  # an unexpected engine answer: keep the cause, name the step
             self.on_event(Event(kind, addr, "failed", repr(exc), time.monotonic() - t0))
-            raise EngineError(f"{change.container_name}: {exc!r}") from exc
+            raise EngineError(f"{name}: {exc!r}") from exc
         self.on_event(Event(kind, addr, "done", detail, time.monotonic() - t0))
+
+    def _wait(self, addr: str) -> str:
+        """The health gate of a cross-group dependency."""
+        name = self.waited[addr]
+        not_ready = self.engine.wait_ready({addr: name}, self.wait_timeout, self.stop)
+        if addr in not_ready:
+            raise EngineError(f"{name} is not ready, so the members of groups that depend on "
+                              f"its group were not started: {not_ready[addr]} (waited up to "
+                              f"{self.wait_timeout:g}s; see --wait-timeout)")
+        return ""
 
     def _do(self, kind: str, c: Change) -> str:
         stack = self.plan.stack
         r = c.resource
         if kind == "destroy":
-            if c.container_id:  # a helper has no container to remove
+            if not c.container_id:  # a helper has no container to remove
+                return ""
+            if c.kind == "network":
+                self.engine.remove_network(stack, c.container_id, c.container_name or c.address)
+            elif c.kind == "volume":
+                self.engine.remove_volume(stack, c.container_id)
+            else:
                 self.engine.remove(stack, c.container_id, c.container_name or c.address)
             return ""
         assert r is not None, f"{c.address}: {kind} without a desired resource"
+        if r.role is Role.NETWORK:
+            return f"id={self.engine.create_network(stack, r)[:12]}"
+        if r.role is Role.VOLUME:
+            return f"name={self.engine.create_volume(stack, r)}"
         if kind in ("restart", "update") and r.role is not Role.HELPER:
             assert c.container_id and c.container_name
             mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart", "state")}
             if mend:
                 self.engine.update(stack, c.container_id, c.container_name, mend)
+            for a in c.attributes:
+                if a.name == "networks":
+                    self._rejoin(c.container_id, r.name, a.before or {}, a.after or {})
             if kind == "restart":
                 self.engine.restart(stack, c.container_id, r.name)
             return ""
@@ -165,3 +231,15 @@ class Applier:
             return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
         cid = self.engine.create_member(stack, r, owner)
         return f"id={cid[:12]}"
+
+    def _rejoin(self, cid: str, name: str, before: dict[str, list[str]],
+                after: dict[str, list[str]]) -> None:
+        """Leave the networks the owner must leave, join those it must join; a network
+        whose aliases changed is left and joined again (the engine cannot edit them)."""
+        stack = self.plan.stack
+        for network, aliases in before.items():
+            if after.get(network) != aliases:
+                self.engine.disconnect(stack, cid, name, network)
+        for network, aliases in after.items():
+            if before.get(network) != aliases:
+                self.engine.connect(stack, cid, name, network, list(aliases))

@@ -95,7 +95,8 @@ def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "E
                               inspect_all=inspect_all)
     plan = make_plan(_desired(loaded), observed, destroy=destroy,
                      replace=getattr(args, "replace", None) or (),
-                     targets=getattr(args, "target", None) or ())
+                     targets=getattr(args, "target", None) or (),
+                     volumes=bool(getattr(args, "volumes", False)))
     return plan, observed
 
 
@@ -148,6 +149,7 @@ _PROGRESS = {
     "destroy": ("Destroying...", "Destruction complete"),
     "update": ("Modifying...", "Modifications complete"),
     "restart": ("Restarting...", "Restart complete"),
+    "wait": ("Waiting until running and healthy...", "Ready"),
 }
 
 
@@ -170,7 +172,8 @@ def _printer(out: _Out) -> Callable[["Event"], None]:
     return on_event
 
 
-def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str) -> int:
+def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str,
+             wait_timeout: float = 300.0) -> int:
     from stackctl.apply import Applier
     from stackctl.errors import StackctlError
 
@@ -197,7 +200,7 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
 
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        Applier(engine, plan, parallelism, _printer(out), stop).run()
+        Applier(engine, plan, parallelism, _printer(out), stop, wait_timeout).run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -205,6 +208,11 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
     out.say()
     if verb == "destroy":
         out.say(f"Destroy complete! Resources: {s.destroy} destroyed.")
+        kept = [str(c.container_name) for c in plan.changes
+                if c.kind == "volume" and c.action.value == "no-op"]
+        if kept:
+            out.say(f"Kept {len(kept)} volume(s) and their data: {', '.join(kept)} (remove "
+                    "them with `stackctl destroy --volumes`).")
     else:
         out.say(f"Apply complete! Resources: {s.add} added, {s.change} changed, {s.destroy} destroyed.")
     return EXIT_OK
@@ -223,7 +231,23 @@ def _review_and_execute(out: _Out, args: argparse.Namespace, engine: "Engine", p
     if not _confirm(out, question, args.auto_approve, verb):
         out.say(f"{verb.capitalize()} cancelled.")
         return EXIT_ERROR
-    return _execute(out, engine, plan, args.parallelism, verb)
+    return _execute(out, engine, plan, args.parallelism, verb,
+                    getattr(args, "wait_timeout", 300.0))
+
+
+def _wait(out: _Out, engine: "Engine", plan: "Plan", timeout: float) -> int:
+    """apply --wait: every member running, and healthy where it has a health check."""
+    from stackctl.apply import members_of
+
+    members = members_of(plan)
+    out.say(f"\nWaiting up to {timeout:g}s for {len(members)} member(s) to be running and healthy...")
+    not_ready = engine.wait_ready(members, timeout)
+    if not not_ready:
+        out.say("Every member is running, and healthy where it has a health check.")
+        return EXIT_OK
+    out.error(f"{len(not_ready)} member(s) not ready after {timeout:g}s:\n" + "\n".join(
+        f"{addr} ({members[addr]}): {state}" for addr, state in sorted(not_ready.items())))
+    return EXIT_ERROR
 
 
 # -------------------------------------------------------------------- commands
@@ -287,16 +311,22 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
             if plan.summary.empty:
                 out.say("No changes. The saved plan has nothing to do.")
                 return EXIT_OK
-            return _execute(out, engine, plan, args.parallelism,
-                            "destroy" if plan.destroy else "apply")
+            rc = _execute(out, engine, plan, args.parallelism,
+                          "destroy" if plan.destroy else "apply", args.wait_timeout)
+        if rc == EXIT_OK and args.wait and not plan.destroy:
+            rc = _wait(out, engine, plan, args.wait_timeout)
+        return rc
 
     args.refresh = True if args.refresh is None else args.refresh
     loaded = _load(args.path)
     engine = _engine()
     with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
         plan = _make_plan(args, loaded, engine)
-        return _review_and_execute(out, args, engine, plan, "apply",
-                                   "Do you want to perform these actions?")
+        rc = _review_and_execute(out, args, engine, plan, "apply",
+                                 "Do you want to perform these actions?")
+    if rc == EXIT_OK and args.wait:
+        rc = _wait(out, engine, plan, args.wait_timeout)
+    return rc
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
@@ -306,8 +336,9 @@ def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
     args.refresh = False  # live sysctls do not matter to a destroy
     with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
         plan = _make_plan(args, loaded, engine, destroy=True)
+        what = "every container, network and volume" if args.volumes else "every container and network"
         return _review_and_execute(out, args, engine, plan, "destroy", "Do you really want to "
-                                   f"destroy every container of stack {plan.stack!r}?")
+                                   f"destroy {what} of stack {plan.stack!r}?")
 
 
 def cmd_force_unlock(args: argparse.Namespace, out: _Out) -> int:
@@ -373,6 +404,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _seconds(text: str) -> float:
+    try:
+        n = float(text)
+    except ValueError:
+        n = -1.0
+    if not n > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits 1 like every other error: exit code 2 means
     "there are changes" to `plan --detailed-exitcode`, and automation must not read a
@@ -429,6 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--parallelism", type=_positive, default=10, metavar="N",
                     help="at most N operations at once (default: 10)")
     plan_opts(sp, refresh_default=None)  # None: not given, which a saved plan requires
+    sp.add_argument("--wait", action="store_true",
+                    help="return only when every member is running, and healthy where it "
+                         "has a health check (exit 1 naming each that is not)")
+    sp.add_argument("--wait-timeout", type=_seconds, default=300.0, metavar="SECONDS",
+                    help="how long --wait, and a group waiting for the groups it depends "
+                         "on, wait for a member to be ready (default: 300)")
     sp.set_defaults(func=cmd_apply)
 
     sp.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
@@ -442,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--parallelism", type=_positive, default=10, metavar="N",
                     help="at most N operations at once (default: 10)")
     sp.add_argument("--target", action="append", metavar="ADDR", help=argparse.SUPPRESS)
+    sp.add_argument("--volumes", action="store_true",
+                    help="also remove the stack's named volumes and their data (never an "
+                         "external one); without it they are kept")
     sp.set_defaults(func=cmd_destroy)
 
     sp = sub.add_parser("status", help="read-only view per group: owner, members, live sysctls")

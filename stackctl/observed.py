@@ -34,6 +34,11 @@ class ObservedContainer:
     network_container: Optional[str] = None  # id of the container whose netns it joined
     netns: Optional[str] = None  # namespace identity when it can be read, else None
     restart_policy: Optional[str] = None  # as the engine reports it ("no"); None: not read
+    # Owners: engine network name -> the DNS aliases it has there (its short id left out);
+    # None when not read.
+    networks: Optional[dict[str, tuple[str, ...]]] = None
+    # "starting" | "healthy" | "unhealthy" when the container has a health check, else None.
+    health: Optional[str] = None
     # Attributes as the engine really has them, in the spelling of Resource.config, to
     # catch a container recreated by hand with copied labels (image, ports).
     actual: dict[str, Any] = attrs.field(factory=dict)
@@ -50,6 +55,35 @@ class ObservedContainer:
 
 
 @attrs.frozen
+class ObservedNetwork:
+    """A network labelled with this stack, as the engine reports it."""
+
+    id: str
+    name: str  # the engine's name
+    spec_name: str  # the stackctl.network label: the name in the spec
+    config_hash: str = ""
+    config: Optional[dict[str, Any]] = None
+
+    @property
+    def address(self) -> str:
+        return address(Role.NETWORK, self.spec_name)
+
+
+@attrs.frozen
+class ObservedVolume:
+    """A volume labelled with this stack, as the engine reports it."""
+
+    name: str  # the engine's name, which is also its id
+    spec_name: str  # the stackctl.volume label
+    config_hash: str = ""
+    config: Optional[dict[str, Any]] = None
+
+    @property
+    def address(self) -> str:
+        return address(Role.VOLUME, self.spec_name)
+
+
+@attrs.frozen
 class Observed:
     """Everything of one stack on the engine, plus the live sysctls of each namespace."""
 
@@ -59,6 +93,12 @@ class Observed:
     # owner is not running or live values were not read (--refresh=false).
     sysctls: dict[str, dict[str, str]] = attrs.field(factory=dict)
     refreshed: bool = True
+    networks: tuple[ObservedNetwork, ...] = ()
+    volumes: tuple[ObservedVolume, ...] = ()
+    # Names of every network and volume on the engine, the stack's or not: an external
+    # network or volume the spec names must be among them.
+    network_names: frozenset[str] = frozenset()
+    volume_names: frozenset[str] = frozenset()
 
     def fingerprint(self) -> str:
         """A digest of the state a plan was made against, to refuse a stale plan."""
@@ -72,7 +112,11 @@ class Observed:
              c.netns or "")
             for c in self.containers if not (c.role is Role.HELPER and c.running)
         )
-        doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}
+        doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())},
+               "networks": sorted((n.id, n.config_hash) for n in self.networks),
+               "volumes": sorted((v.name, v.config_hash) for v in self.volumes),
+               "joined": sorted((c.id, sorted((k, sorted(a)) for k, a in c.networks.items()))
+                                for c in self.containers if c.networks is not None)}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 

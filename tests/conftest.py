@@ -67,11 +67,17 @@ def docker_client():
 
 @pytest.fixture
 def stack_name(docker_client) -> Iterator[str]:
-    """A fresh stack name; every container labelled with it is removed afterwards."""
+    """A fresh stack name; every container, network and volume labelled with it is
+    removed afterwards."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
-    for c in docker_client.containers.list(all=True, filters={"label": f"stackctl.stack={name}"}):
+    label = {"label": f"stackctl.stack={name}"}
+    for c in docker_client.containers.list(all=True, filters=label):
         c.remove(force=True)
+    for n in docker_client.networks.list(filters=label):
+        n.remove()
+    for v in docker_client.volumes.list(filters=label):
+        v.remove(force=True)
 
 
 @pytest.fixture

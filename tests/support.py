@@ -11,6 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX = "stackctl-local/busybox:1.35"
 PAUSE = "stackctl-local/pause:3.10"
+# Healthy once /tmp/healthy exists (scripts/build-images builds it with a HEALTHCHECK).
+HEALTHY_BUSYBOX = "stackctl-local/busybox-health:1.35"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

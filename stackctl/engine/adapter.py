@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from stackctl.engine import facts, host_ports, namespaces
@@ -70,6 +71,18 @@ class _SocketReader:
             if exc.status == 404:
                 return None  # removed between list and inspect
             raise EngineError(f"{cid[:12]}: inspect failed: {exc}") from None
+
+    def networks(self) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.get("/networks") or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the engine's networks: {exc}") from None
+
+    def volumes(self) -> list[dict[str, Any]]:
+        try:
+            return list((self.api.get("/volumes") or {}).get("Volumes") or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the engine's volumes: {exc}") from None
 
 
 class Engine:
@@ -131,6 +144,26 @@ class Engine:
             out += host_ports.held(wanted)
         return out
 
+    def wait_ready(self, names: Mapping[str, str], timeout: float,
+                   stop: Optional[threading.Event] = None, interval: float = 0.5) -> dict[str, str]:
+        """Wait until every container in ``names`` (address -> container name) runs, and is
+        healthy where it has a health check; give up on one that cannot get there, and on
+        all at ``timeout`` seconds. Returns address -> state of each that is not ready."""
+        deadline = time.monotonic() + timeout
+        pending = dict(names)
+        states: dict[str, str] = {}
+        while True:
+            for addr, name in list(pending.items()):
+                ready, hopeless, states[addr] = facts.readiness(self.reader.inspect(name))
+                if ready:
+                    del pending[addr]
+                    states.pop(addr)
+                elif hopeless:
+                    del pending[addr]
+            if not pending or time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                return states
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
     # --------------------------------------------------------------- actions
     def _joinable_owner(self, stack: str, r: Resource, owner: str) -> dict[str, Any]:
         """The inspect document of the owner ``r`` is about to join, by the id observe or
@@ -180,6 +213,24 @@ class Engine:
 
     def remove(self, stack: str, cid: str, name: str) -> None:
         self.actions.remove(stack, cid, name)
+
+    def create_network(self, stack: str, r: Resource) -> str:
+        return self.actions.create_network(stack, r)
+
+    def remove_network(self, stack: str, nid: str, name: str) -> None:
+        self.actions.remove_network(stack, nid, name)
+
+    def connect(self, stack: str, cid: str, name: str, network: str, aliases: list[str]) -> None:
+        self.actions.connect(stack, cid, name, network, aliases)
+
+    def disconnect(self, stack: str, cid: str, name: str, network: str) -> None:
+        self.actions.disconnect(stack, cid, name, network)
+
+    def create_volume(self, stack: str, r: Resource) -> str:
+        return self.actions.create_volume(stack, r)
+
+    def remove_volume(self, stack: str, name: str) -> None:
+        self.actions.remove_volume(stack, name)
 
     def lock(self, stack: str, images: Iterable[str], operation: str) -> "StackLock":
         return self.actions.lock(stack, images, operation)

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import docker
 import docker.errors
+import docker.types
 import docker.utils
 import requests.exceptions
 
@@ -84,6 +85,18 @@ class DockerPyReader:
         except docker.errors.APIError as exc:
             raise EngineError(f"{cid[:12]}: inspect failed: {_explain(exc)}") from None
 
+    def networks(self) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.networks() or [])
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the engine's networks: {_explain(exc)}") from None
+
+    def volumes(self) -> list[dict[str, Any]]:
+        try:
+            return list((self.api.volumes() or {}).get("Volumes") or [])
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the engine's volumes: {_explain(exc)}") from None
+
 
 def _short(text: str) -> str:
     """The last, most specific part of a docker-py/requests error chain."""
@@ -110,6 +123,13 @@ def _busy_port(cause: str) -> Optional[str]:
         return f"{m.group(2)}/{m.group(1)}"
     m = re.search(r"Bind for (\S+) failed: port is already allocated", cause)
     return m.group(1) if m else None
+
+
+def _host_entry(text: str) -> str:
+    """``HOST:IP`` (IPv6 in brackets allowed, as Compose writes it) -> the engine's
+    ``HOST:IP``: the engine splits at the first colon and takes the rest as the address."""
+    host, _, ip = text.partition(":")
+    return f"{host}:{ip.strip('[]')}"
 
 
 def _restart_policy(name: str) -> Optional[dict[str, Any]]:
@@ -174,15 +194,31 @@ class DockerActions:
             p = parse_port(text)
             ports.setdefault(f"{p.container_port}/{p.protocol}", []).append(
                 (p.host_ip, p.host_port) if p.host_ip else p.host_port)
+        c = r.config
+        networks: list[list[Any]] = [] if c.get("network_mode") == "none" else r.extra.get("networks", [])
         host_config = self.api.create_host_config(
             port_bindings=ports, sysctls=r.extra.get("sysctls") or None,
             ipc_mode="shareable", restart_policy=_restart_policy(r.extra.get("restart", "no")),
+            network_mode=networks[0][0] if networks else "none",
+            dns=c.get("dns") or None, dns_search=c.get("dns_search") or None,
+            dns_opt=c.get("dns_opt") or None, shm_size=c.get("shm_size"),
+            extra_hosts=[_host_entry(h) for h in c.get("extra_hosts", [])] or None,
         )
+        networking = None
+        if networks:
+            networking = self.api.create_networking_config({
+                networks[0][0]: self.api.create_endpoint_config(aliases=list(networks[0][1]))})
+
+        def join_the_rest(cid: str) -> None:
+            # API 1.41 takes one network at creation: the others are joined before start.
+            for name, aliases, _ in networks[1:]:
+                self.connect(stack, cid, r.name, name, list(aliases))
         return self._create_and_start(
-            r.name, r.address, image=r.config["image"],
-            command=r.config["command"] or None, labels=r.labels(stack),
+            r.name, r.address, image=c["image"],
+            command=c["command"] or None, labels=r.labels(stack),
             ports=[(int(k.split("/")[0]), k.split("/")[1]) for k in ports],
-            host_config=host_config,
+            host_config=host_config, hostname=c.get("hostname"), networking_config=networking,
+            before_start=join_the_rest,
         )
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
@@ -200,7 +236,7 @@ class DockerActions:
             labels=r.labels(stack), host_config=host_config,
         )
 
-    def _create_and_start(self, name: str, what: str, **kwargs: Any) -> str:
+    def _create_and_start(self, name: str, what: str, before_start: Any = None, **kwargs: Any) -> str:
         try:
             cid = self.api.create_container(name=name, detach=True, **kwargs)["Id"]
         except docker.errors.ImageNotFound:
@@ -213,8 +249,10 @@ class DockerActions:
                     "that container (stackctl never removes containers it does not manage)") from None
             raise EngineError(f"{name}: create failed: {_explain(exc)}") from None
         try:
+            if before_start is not None:
+                before_start(cid)
             self.api.start(cid)
-        except docker.errors.APIError as exc:
+        except (docker.errors.APIError, EngineError) as exc:
             cause = _explain(exc)
             try:
                 self.api.remove_container(cid, force=True)
@@ -407,6 +445,104 @@ class DockerActions:
                 raise EngineError(f"{name}: cannot rename to {changes['name']!r}: the name is "
                                   "taken by another container") from None
             raise EngineError(f"{name}: update failed: {_explain(exc)}") from None
+
+    # ---------------------------------------------------------- networks, volumes
+    def create_network(self, stack: str, r: Resource) -> str:
+        """Create a stack network: a bridge carrying the stack's labels."""
+        ipam = None
+        if r.config.get("subnet"):
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=r.config["subnet"])])
+        try:
+            return str(self.api.create_network(
+                r.name, driver=r.config.get("driver") or "bridge", internal=bool(r.config.get("internal")),
+                ipam=ipam, labels=r.labels(stack), check_duplicate=True,
+                enable_ipv6=":" in (r.config.get("subnet") or ""))["Id"])
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise EngineError(
+                    f"{r.name}: a network of that name exists and is not part of this stack, so "
+                    f"{r.address} cannot be created; rename or remove it, or declare it "
+                    "external (stackctl never touches networks it does not manage)") from None
+            raise EngineError(f"{r.name}: cannot create the network: {_explain(exc)}") from None
+
+    def _ours(self, kind: str, doc: dict[str, Any], stack: str, name: str) -> None:
+        if (doc.get("Labels") or {}).get(LABEL_STACK) != stack:
+            raise EngineError(f"{name}: the {kind} is not part of stack {stack!r}; not touched")
+
+    def remove_network(self, stack: str, nid: str, name: str) -> None:
+        """Remove a network of this stack. Containers of this stack still on it are
+        disconnected first; any other container on it stops the removal."""
+        try:
+            doc = self.api.inspect_network(nid)
+        except docker.errors.NotFound:
+            return
+        self._ours("network", doc, stack, name)
+        for cid, endpoint in (doc.get("Containers") or {}).items():
+            try:
+                labels = self.api.inspect_container(cid)["Config"].get("Labels") or {}
+            except docker.errors.NotFound:
+                continue
+            if labels.get(LABEL_STACK) != stack:
+                raise EngineError(f"{name}: container {endpoint.get('Name') or cid[:12]} is on "
+                                  "this network and is not part of this stack: disconnect it "
+                                  "first (stackctl never touches containers it does not manage)")
+            self.disconnect(stack, cid, endpoint.get("Name") or cid[:12], nid)
+        try:
+            self.api.remove_network(nid)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{name}: cannot remove the network: {_explain(exc)}") from None
+
+    def connect(self, stack: str, cid: str, name: str, network: str, aliases: list[str]) -> None:
+        """Join a container of this stack to ``network`` with these DNS aliases."""
+        try:
+            self.api.connect_container_to_network(cid, network, aliases=aliases or None)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{name}: cannot join network {network}: {_explain(exc)}") from None
+
+    def disconnect(self, stack: str, cid: str, name: str, network: str) -> None:
+        """Take a container of this stack off ``network`` (already off counts as done)."""
+        try:
+            self.api.disconnect_container_from_network(cid, network, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "is not connected" in _explain(exc):
+                return
+            raise EngineError(f"{name}: cannot leave network {network}: {_explain(exc)}") from None
+
+    def create_volume(self, stack: str, r: Resource) -> str:
+        """Create a named volume carrying the stack's labels."""
+        try:
+            existing = self.api.inspect_volume(r.name)
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None and (existing.get("Labels") or {}).get(LABEL_STACK) == stack:
+            return str(existing["Name"])
+        if existing is not None:
+            # Creating a volume that exists returns it unchanged: refuse one that is not ours.
+            raise EngineError(
+                f"{r.name}: a volume of that name exists and is not part of this stack, so "
+                f"{r.address} cannot be created; declare it external (name = {r.name!r}) to "
+                "use it, or rename this one")
+        try:
+            return str(self.api.create_volume(r.name, driver=r.config.get("driver") or "local",
+                                              driver_opts=r.config.get("driver_opts") or None,
+                                              labels=r.labels(stack))["Name"])
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{r.name}: cannot create the volume: {_explain(exc)}") from None
+
+    def remove_volume(self, stack: str, name: str) -> None:
+        """Remove a volume of this stack, and its data (only destroy --volumes and
+        --replace volume.NAME come here)."""
+        try:
+            self._ours("volume", self.api.inspect_volume(name), stack, name)
+            self.api.remove_volume(name)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{name}: cannot remove the volume: {_explain(exc)}") from None
 
     def remove(self, stack: str, cid: str, name: str) -> None:
         """Remove a container of this stack (gone already counts as removed)."""

@@ -16,8 +16,12 @@ What one ``observe`` costs (N groups, M members each):
   member too: its start time stands in for the namespace, and its restart policy (which
   ``docker update`` can change and the listing does not show) is compared.
 
-So a no-op plan sends N + 2 requests on a local engine (a ping, the listing, the owner
-inspects), where it used to send N(M+1) + 3.
+- one listing of the engine's networks and one of its volumes, whatever the size of the
+  stack: the stack's own carry its label; an external one the spec names must be there.
+  Which networks each owner is on comes with the owner's inspect.
+
+So a no-op plan sends N + 4 requests on a local engine (a ping, the three listings, the
+owner inspects), where it used to send N(M+1) + 3.
 """
 
 from __future__ import annotations
@@ -29,15 +33,17 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 from stackctl.engine import namespaces
-from stackctl.observed import Observed, ObservedContainer
+from stackctl.observed import Observed, ObservedContainer, ObservedNetwork, ObservedVolume
 from stackctl.errors import EngineError
 from stackctl.resources import (
     LABEL_CONFIG,
     LABEL_GROUP,
     LABEL_HASH,
     LABEL_MEMBER,
+    LABEL_NETWORK,
     LABEL_ROLE,
     LABEL_STACK,
+    LABEL_VOLUME,
     Resource,
     Role,
 )
@@ -59,6 +65,12 @@ class Reader(Protocol):
 
     def running(self) -> list[dict[str, Any]]:
         """Every running container of the engine, of any stack or none (the listing)."""
+
+    def networks(self) -> list[dict[str, Any]]:
+        """Every network on the engine (one request)."""
+
+    def volumes(self) -> list[dict[str, Any]]:
+        """Every volume on the engine (one request)."""
 
 
 # Reads a group's live sysctls when this host cannot enter the namespace: (stack, group,
@@ -176,6 +188,54 @@ def _config(labels: Mapping[str, str]) -> Optional[dict[str, Any]]:
         return None  # a mangled label: the hash still decides, the diff shows less
 
 
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+def _health_of_status(status: str) -> Optional[str]:
+    """The health in a listing's Status text ("Up 5 minutes (healthy)")."""
+    m = _HEALTH.search(status or "")
+    return None if m is None else m.group(1).replace("health: ", "")
+
+
+def owner_networks(d: dict[str, Any]) -> Optional[dict[str, tuple[str, ...]]]:
+    """An inspect document -> {network name: DNS aliases}, the container's own short id
+    (which the engine adds to every alias list) left out."""
+    if ((d.get("HostConfig") or {}).get("NetworkMode") or "") == "none":
+        return {}
+    short = d["Id"][:12]
+    found = ((d.get("NetworkSettings") or {}).get("Networks") or {})
+    return {name: tuple(sorted(a for a in (ep or {}).get("Aliases") or () if a != short))
+            for name, ep in found.items()}
+
+
+def readiness(d: Optional[dict[str, Any]]) -> tuple[bool, bool, str]:
+    """An inspect document -> (ready, hopeless, what it is now). Ready: running, and
+    healthy where the container has a health check. Hopeless: gone, or stopped with no
+    restart policy to bring it back. The text names the state and, for a health check
+    that is not passing, the last line its last check printed."""
+    if d is None:
+        return False, True, "does not exist"
+    state = d.get("State") or {}
+    status = state.get("Status") or "unknown"
+    if status != "running":
+        policy = ((d.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        text = f"exited (exit code {state.get('ExitCode', 0)})" if status == "exited" else status
+        return False, status in ("exited", "dead") and policy == "no", text
+    health = state.get("Health")
+    if not health:
+        return True, False, "running (no health check)"
+    if health.get("Status") == "healthy":
+        return True, False, "running, healthy"
+    log = health.get("Log") or []
+    last = ""
+    if log:
+        lines = (log[-1].get("Output") or "").strip().splitlines()
+        last = lines[-1] if lines else f"exit code {log[-1].get('ExitCode')}"
+    text = f"running, {health.get('Status') or 'unknown'}"
+    return False, False, text + (f"; last health check: {last}" if last else
+                                 "; no health check has finished yet")
+
+
 def _joined(network_mode: str) -> Optional[str]:
     return network_mode.split(":", 1)[1] if network_mode.startswith("container:") else None
 
@@ -202,6 +262,8 @@ def from_inspect(d: dict[str, Any], local: bool) -> tuple[ObservedContainer, int
         network_container=_joined(host_config.get("NetworkMode") or ""), netns=netns,
         restart_policy=(host_config.get("RestartPolicy") or {}).get("Name") or "no",
         actual=actual_of_inspect(role, d),
+        networks=owner_networks(d) if role is Role.OWNER else None,
+        health=((state.get("Health") or {}).get("Status") or None),
     )
     return c, pid
 
@@ -226,6 +288,7 @@ def from_listing(c: dict[str, Any], netns: Optional[str]) -> ObservedContainer:
         status=c.get("State") or "unknown", exit_code=int(m.group(1)) if m else 0,
         network_container=_joined((c.get("HostConfig") or {}).get("NetworkMode") or ""),
         netns=netns, restart_policy=None, actual=actual,
+        health=_health_of_status(c.get("Status") or ""),
     )
 
 
@@ -236,7 +299,11 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
 
     ``local_namespaces``: this process can read the engine's /proc (local engine, root).
     """
-    found = _containers(reader, stack, local_namespaces, inspect_all)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # overlap the two listings with the rest
+        networks_f = pool.submit(reader.networks)
+        volumes_f = pool.submit(reader.volumes)
+        found = _containers(reader, stack, local_namespaces, inspect_all)
+        all_networks, all_volumes = networks_f.result(), volumes_f.result()
     containers = tuple(sorted((c for c, _ in found), key=lambda c: (c.group, c.name)))
     live: dict[str, dict[str, str]] = {}
     if refresh:
@@ -245,7 +312,36 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
         live = _live_sysctls(stack, {g: (owners[g], pids.get(owners[g].id, 0), sorted(keys))
                                      for g, keys in sysctl_keys.items() if keys and g in owners},
                              helper_read, helper_images)
-    return Observed(stack=stack, containers=containers, sysctls=live, refreshed=refresh)
+    return Observed(
+        stack=stack, containers=containers, sysctls=live, refreshed=refresh,
+        networks=networks_of(all_networks, stack), volumes=volumes_of(all_volumes, stack),
+        network_names=frozenset(n.get("Name") or "" for n in all_networks),
+        volume_names=frozenset(v.get("Name") or "" for v in all_volumes))
+
+
+def networks_of(listed: Iterable[dict[str, Any]], stack: str) -> tuple[ObservedNetwork, ...]:
+    """The stack's networks among the engine's: those carrying its label."""
+    out = []
+    for n in listed:
+        labels = n.get("Labels") or {}
+        if labels.get(LABEL_STACK) == stack and labels.get(LABEL_NETWORK):
+            out.append(ObservedNetwork(id=n["Id"], name=n.get("Name") or "",
+                                       spec_name=labels[LABEL_NETWORK],
+                                       config_hash=labels.get(LABEL_HASH, ""),
+                                       config=_config(labels)))
+    return tuple(sorted(out, key=lambda n: (n.spec_name, n.name)))
+
+
+def volumes_of(listed: Iterable[dict[str, Any]], stack: str) -> tuple[ObservedVolume, ...]:
+    """The stack's volumes among the engine's: those carrying its label."""
+    out = []
+    for v in listed:
+        labels = v.get("Labels") or {}
+        if labels.get(LABEL_STACK) == stack and labels.get(LABEL_VOLUME):
+            out.append(ObservedVolume(name=v.get("Name") or "", spec_name=labels[LABEL_VOLUME],
+                                      config_hash=labels.get(LABEL_HASH, ""),
+                                      config=_config(labels)))
+    return tuple(sorted(out, key=lambda v: (v.spec_name, v.name)))
 
 
 def _containers(reader: Reader, stack: str, local_namespaces: bool,

@@ -114,7 +114,8 @@ def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> Non
     if observed.stack != plan.stack:
         raise PlanError(f"{path}: the plan is for stack {plan.stack!r}, not {observed.stack!r}")
     ours = {c.id: c for c in observed.containers}
-    foreign = sorted({c.container_id for c in plan.changes if c.container_id} - set(ours))
+    known = (set(ours) | {n.id for n in observed.networks} | {v.name for v in observed.volumes})
+    foreign = sorted({c.container_id for c in plan.changes if c.container_id} - known)
     if foreign:
         raise PlanError(f"{path}: the plan names containers that are not part of stack "
                         f"{plan.stack!r} ({', '.join(f[:12] for f in foreign)}); nothing was "
@@ -122,7 +123,7 @@ def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> Non
     # Each container acted on is the one at the change's address: an owner id is only
     # ever this group's owner (helpers and members join it by that id).
     moved = [f"{c.address} -> {c.container_id[:12]} ({ours[c.container_id].address})"
-             for c in plan.changes if c.container_id
+             for c in plan.changes if c.container_id in ours
              and ours[c.container_id].address != c.address.partition("#")[0]]
     if moved:
         raise PlanError(f"{path}: the plan points addresses at containers of other "

@@ -55,9 +55,10 @@ class Change:
     after: Optional[dict[str, Any]] = None
     attributes: tuple[AttributeChange, ...] = ()
     resource: Optional[Resource] = None  # desired resource; None for a delete
-    container_id: Optional[str] = None  # the existing container acted on, if any
+    container_id: Optional[str] = None  # the existing object acted on (id; a volume's name)
     container_name: Optional[str] = None
     cause: Optional[str] = None  # address whose change forced this one
+    kind: str = "container"  # what container_id names: container | network | volume
 
 
 @attrs.frozen

@@ -8,7 +8,14 @@ Decisions, in the order the design contract's plan semantics state them:
 * a member's own change replaces that member only;
 * a member attached to a namespace that is not its owner's current one is repaired:
   restarted when the owner kept its id (``docker restart`` re-joins), replaced otherwise;
-* containers the spec no longer names are deleted.
+* an owner joining or leaving a network (or whose DNS aliases there changed) is updated in
+  place: ``docker network connect``/``disconnect``, nothing restarts;
+* a network whose settings changed is replaced; the owners on it re-join the new one in
+  place;
+* a volume is created, never deleted by a plan: only ``destroy --volumes`` and ``--replace
+  volume.NAME`` remove one. A volume whose driver or options changed is reported, with
+  the way to recreate it, and left alone;
+* containers and networks the spec no longer names are deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 from stackctl.errors import PlanError
-from stackctl.observed import Observed, ObservedContainer
+from stackctl.observed import Observed, ObservedContainer, ObservedNetwork, ObservedVolume
 from stackctl.plan.model import Action, AttributeChange, Change, Plan
 from stackctl.resources import Resource, Role, address
 
@@ -82,10 +89,25 @@ def _status(c: ObservedContainer) -> str:
 
 
 class _Planner:
-    def __init__(self, desired: list[Resource], observed: Observed, replace: set[str]) -> None:
+    def __init__(self, desired: list[Resource], observed: Observed, replace: set[str],
+                 remove_volumes: bool = False) -> None:
         self.desired = desired
         self.observed = observed
         self.replace = replace
+        self.remove_volumes = remove_volumes
+        self.networks: dict[str, ObservedNetwork] = {}
+        self.volumes: dict[str, ObservedVolume] = {}
+        self.extra_objects: list[ObservedNetwork | ObservedVolume] = []
+        for net in observed.networks:
+            if net.address in self.networks:
+                self.extra_objects.append(net)
+            else:
+                self.networks[net.address] = net
+        for vol in observed.volumes:
+            if vol.address in self.volumes:
+                self.extra_objects.append(vol)
+            else:
+                self.volumes[vol.address] = vol
         self.by_address: dict[str, ObservedContainer] = {}
         self.extras: list[ObservedContainer] = []
         wanted_names = {r.address: r.name for r in desired}
@@ -102,9 +124,82 @@ class _Planner:
 
     def run(self) -> list[Change]:
         for r in self.desired:
-            handler = {Role.OWNER: self.owner, Role.HELPER: self.helper, Role.MEMBER: self.member}[r.role]
-            self.changes[r.address] = handler(r, self.by_address.get(r.address))
-        return list(self.changes.values()) + self.orphans()
+            if r.role is Role.NETWORK:
+                self.changes[r.address] = self.network(r, self.networks.get(r.address))
+            elif r.role is Role.VOLUME:
+                self.changes[r.address] = self.volume(r, self.volumes.get(r.address))
+            else:
+                handler = {Role.OWNER: self.owner, Role.HELPER: self.helper, Role.MEMBER: self.member}[r.role]
+                self.changes[r.address] = handler(r, self.by_address.get(r.address))
+        return list(self.changes.values()) + self.orphans() + self.orphan_objects()
+
+    # ------------------------------------------------------------ networks, volumes
+    def network(self, r: Resource, obs: Optional[ObservedNetwork]) -> Change:
+        def change(action: Action, reason: str = "", attributes: tuple[AttributeChange, ...] = ()) -> Change:
+            return Change(address=r.address, action=action, reason=reason,
+                          before=obs.config if obs else None, after=r.config,
+                          attributes=attributes, resource=r, container_id=obs.id if obs else None,
+                          container_name=obs.name if obs else r.name, kind="network")
+        if obs is None:
+            return change(Action.CREATE, "network does not exist")
+        if r.address in self.replace:
+            return change(Action.REPLACE, "replacement requested with --replace: the owners "
+                          "on it re-join the new one in place")
+        if obs.config_hash != r.config_hash or obs.name != r.name:
+            attributes = _diff(obs.config, r.config, forces=True)
+            if obs.name != r.name:
+                attributes += (AttributeChange("name", obs.name, r.name, True),)
+            what = _names(attributes) if attributes else "configuration"
+            return change(Action.REPLACE, f"{what} changed: forces replacement; the owners on "
+                          "it re-join the new one in place, nothing restarts", attributes)
+        return change(Action.NOOP)
+
+    def volume(self, r: Resource, obs: Optional[ObservedVolume]) -> Change:
+        def change(action: Action, reason: str = "", attributes: tuple[AttributeChange, ...] = ()) -> Change:
+            return Change(address=r.address, action=action, reason=reason,
+                          before=obs.config if obs else None, after=r.config,
+                          attributes=attributes, resource=r,
+                          container_id=obs.name if obs else None,
+                          container_name=obs.name if obs else r.name, kind="volume")
+        if obs is None:
+            return change(Action.CREATE, "volume does not exist")
+        if r.address in self.replace:
+            return change(Action.REPLACE, "replacement requested with --replace: its data is "
+                          "lost; the members that mount it are replaced")
+        if obs.config_hash != r.config_hash:
+            attributes = _diff(obs.config, r.config, forces=False)
+            what = _names(attributes) if attributes else "configuration"
+            return change(Action.NOOP, f"{what} changed, but a volume is never replaced by a "
+                          f"plan: its data would be lost. Recreate it (data lost) with "
+                          f"`--replace {r.address}`", attributes)
+        return change(Action.NOOP)
+
+    def orphan_objects(self) -> list[Change]:
+        """Networks and volumes of the stack that the spec no longer names. Networks go;
+        volumes stay unless ``destroy --volumes`` asked."""
+        out: list[Change] = []
+        leftovers: list[ObservedNetwork | ObservedVolume] = [
+            *(o for a, o in self.networks.items() if a not in self.changes),
+            *(v for a, v in self.volumes.items() if a not in self.changes)]
+        for o in sorted(leftovers + self.extra_objects, key=lambda o: o.address):
+            addr = o.address
+            if addr in self.changes or addr in {x.address for x in out}:
+                addr = f"{addr}#{o.name}"
+            if isinstance(o, ObservedNetwork):
+                out.append(Change(address=addr, action=Action.DELETE, reason="no longer in the spec",
+                                  before=o.config, container_id=o.id, container_name=o.name,
+                                  kind="network"))
+            elif self.remove_volumes:
+                out.append(Change(address=addr, action=Action.DELETE,
+                                  reason="--volumes: the volume and its data are removed",
+                                  before=o.config, container_id=o.name, container_name=o.name,
+                                  kind="volume"))
+            else:
+                out.append(Change(address=addr, action=Action.NOOP,
+                                  reason="kept: a volume is only removed by `destroy --volumes`",
+                                  before=o.config, container_id=o.name, container_name=o.name,
+                                  kind="volume"))
+        return out
 
     def _change(self, r: Resource, obs: Optional[ObservedContainer], action: Action, reason: str,
                 attributes: tuple[AttributeChange, ...] = (), cause: Optional[str] = None) -> Change:
@@ -134,13 +229,48 @@ class _Planner:
                                 "forces replacement" + consequence, tampered)
         return None
 
+    def _joined(self, r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
+        """The owner's networks, when they differ from what the engine reports: joined
+        networks and the DNS aliases there. A network that is created or replaced in this
+        plan counts as not joined yet."""
+        if obs.networks is None or r.config.get("network_mode") == "none":
+            return ()
+        want = {name: sorted(aliases) for name, aliases, _ in r.extra.get("networks", [])}
+        fresh = {c.resource.name for c in self.changes.values() if c.resource is not None
+                 and c.resource.role is Role.NETWORK and c.action in _REPLACING}
+        have = {name: sorted(aliases) for name, aliases in obs.networks.items()
+                if name not in fresh}
+        # An alias left over from a removed member resolves to this same owner: harmless,
+        # and re-joining to drop it would reset the group's connections on that network.
+        # A missing alias (a new member) is worth the re-join.
+        if set(want) == set(have) and all(set(want[n]) <= set(have[n]) for n in want):
+            return ()
+        kept = {n: (a if n in want and set(want[n]) <= set(a) else want.get(n, a))
+                for n, a in have.items()}
+        return (AttributeChange("networks", have, {n: kept.get(n, a) for n, a in want.items()}),)
+
     def owner(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
         replaced = self._replacement(r, obs, " of the owner and of every member in its namespace")
         if replaced is not None:
             return replaced
         assert obs is not None  # a missing container is a create, decided above
         mended = _mended(r, obs) + _unpaused(obs)
-        if not obs.running and obs.status != "paused":
+        down = not obs.running and obs.status != "paused"
+        joined = self._joined(r, obs)
+        if joined:
+            before, after = joined[0].before, joined[0].after
+            moves = [f"joins {n}" for n in after if n not in before]
+            moves += [f"leaves {n}" for n in before if n not in after]
+            moves += [f"re-joins {n} (DNS aliases changed)" for n in after
+                      if n in before and before[n] != after[n]]
+            reason = ", ".join(moves) + ": in place (docker network connect/disconnect), nothing restarts"
+            if down:
+                return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
+                                    f"again; {reason}", mended + joined)
+            if mended:
+                reason = f"{_by_hand(mended)}; {reason}"
+            return self._change(r, obs, Action.UPDATE, reason, mended + joined)
+        if down:
             return self._change(r, obs, Action.RESTART, f"owner is {_status(obs)}: started "
                                 "again; its members re-join the new namespace", mended)
         if mended:
@@ -190,6 +320,12 @@ class _Planner:
         if replaced is not None:
             return replaced
         assert obs is not None  # a missing container is a create, decided above
+        for dep in r.depends_on:
+            dep_change = self.changes.get(dep)
+            if (dep.startswith("volume.") and dep_change is not None
+                    and dep_change.action is Action.REPLACE):
+                return self._change(r, obs, Action.REPLACE, f"{dep} is replaced: the member "
+                                    "mounts the new volume", cause=dep)
         if owner.action is Action.REPLACE:
             return self._change(r, obs, Action.REPLACE, "owner is replaced: the member must "
                                 "join the new namespace", cause=owner_addr)
@@ -254,6 +390,21 @@ def _edges(desired: list[Resource], changes: list[Change], observed: Observed) -
     for c in observed.containers:
         if c.role is Role.MEMBER and c.group in owners and c.address in addresses:
             edges.append((owners[c.group], c.address))
+    # What is on the engine orders destruction too: an owner leaves a network before the
+    # network goes, a member is removed before the volume it mounts.
+    networks = {n.name: n.address for n in observed.networks}
+    volumes = {v.name: v.address for v in observed.volumes}
+    for c in observed.containers:
+        if c.address not in addresses:
+            continue
+        for name in c.networks or {}:
+            if name in networks:
+                edges.append((networks[name], c.address))
+        if c.role is Role.MEMBER:
+            for spec in (c.config or {}).get("volumes") or []:
+                source = str(spec).split(":", 1)[0]
+                if source in volumes:
+                    edges.append((volumes[source], c.address))
     return sorted(set(edges))
 
 
@@ -275,7 +426,8 @@ def _restrict(changes: list[Change], edges: list[tuple[str, str]], targets: set[
     unknown = targets - {c.address for c in changes}
     if unknown:
         raise PlanError(f"--target {', '.join(sorted(unknown))}: no such address in this "
-                        "stack (addresses look like owner.GROUP, helper.GROUP, member.GROUP.NAME)")
+                        "stack (addresses look like network.NAME, volume.NAME, owner.GROUP, "
+                        "helper.GROUP, member.GROUP.NAME)")
     by_addr = {c.address: c for c in changes}
     keep: set[str] = set()
     todo = set(targets)
@@ -294,23 +446,51 @@ def _restrict(changes: list[Change], edges: list[tuple[str, str]], targets: set[
     return [c for c in changes if c.address in keep]
 
 
+def _missing_external(desired: list[Resource], observed: Observed) -> list[str]:
+    """External networks and volumes the spec names that the engine does not have."""
+    missing = []
+    for r in desired:
+        for name, _, managed in r.extra.get("networks", []):
+            if managed is None and name not in observed.network_names:
+                missing.append(f"network {name!r} (external, joined by {r.address}) does not "
+                               f"exist on the engine: create it (docker network create {name}) "
+                               "or stop declaring it external")
+        for name in r.extra.get("external_volumes", []):
+            if name not in observed.volume_names:
+                missing.append(f"volume {name!r} (external, mounted by {r.address}) does not "
+                               f"exist on the engine: create it (docker volume create {name}) "
+                               "or stop declaring it external")
+    return list(dict.fromkeys(missing))
+
+
 def make_plan(desired: list[Resource], observed: Observed, *, destroy: bool = False,
-              replace: Iterable[str] = (), targets: Iterable[str] = ()) -> Plan:
-    """Compute the plan that takes ``observed`` to ``desired`` (or to nothing, ``destroy``)."""
+              replace: Iterable[str] = (), targets: Iterable[str] = (),
+              volumes: bool = False) -> Plan:
+    """Compute the plan that takes ``observed`` to ``desired`` (or to nothing, ``destroy``;
+    ``volumes`` then removes the stack's volumes too)."""
     replace = set(replace)
     known = {r.address for r in desired}
     bad = replace - known
     if bad:
         raise PlanError(f"--replace {', '.join(sorted(bad))}: no such address in the spec")
-    planner = _Planner([] if destroy else desired, observed, replace)
+    if not destroy:
+        missing = _missing_external(desired, observed)
+        if missing:
+            raise PlanError("nothing was changed: " + "; ".join(missing) if len(missing) == 1
+                            else "nothing was changed:\n" + "\n".join(missing))
+    planner = _Planner([] if destroy else desired, observed, replace, remove_volumes=volumes)
     changes = planner.run()
     if destroy:
         # Everything of a group follows its owner out: the cause lets --target drag it.
         owner_of = {c.id: address(Role.OWNER, c.group) for c in observed.containers
                     if c.role is not Role.OWNER}
-        changes = [Change(address=c.address, action=Action.DELETE, reason="destroy requested",
+        changes = [c if c.action is Action.NOOP else
+                   Change(address=c.address, action=Action.DELETE,
+                          reason="destroy requested" + (": the volume and its data are removed"
+                                                        if c.kind == "volume" else ""),
                           before=c.before, container_id=c.container_id,
-                          container_name=c.container_name, cause=owner_of.get(c.container_id or ""))
+                          container_name=c.container_name, kind=c.kind,
+                          cause=owner_of.get(c.container_id or ""))
                    for c in changes]
     edges = _edges(desired, changes, observed)
     if targets:

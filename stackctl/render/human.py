@@ -102,13 +102,20 @@ def render_plan(plan: Plan, colour: bool = False, refreshed: Optional[bool] = Tr
     style = _Style(colour)
     out: list[str] = [style("Warning:", "bold") + " " + TARGETED, ""] if targeted else []
     changes = plan.actionable
+    # No-ops with something to say: volumes kept, or changed in the spec but left alone.
+    notes = [f"  # {c.address}: {c.reason}" for c in plan.changes
+             if c.action is Action.NOOP and c.reason]
+    if notes:
+        notes = ["Left as they are:", *notes, ""]
     if not changes:
         out.append(style("No changes.", "bold") + " " + (
-            "Nothing of this stack is on the engine." if plan.destroy and not targeted
-            else "The targeted addresses match the spec." if targeted
-            else "The engine matches the spec."))
+            "The targeted addresses match the spec." if targeted
+            else "Nothing of this stack is on the engine." if plan.destroy and not notes
+            else "Nothing to remove." if plan.destroy else "The engine matches the spec."))
         if refreshed is False:
             out.append("(live sysctls were not read: --refresh=false)")
+        if notes:
+            out += ["", *notes[:-1]]
         return "\n".join(out) + "\n"
     used = sorted({c.action for c in changes}, key=list(SYMBOLS).index)
     out.append("Resource actions are indicated with the following symbols:")
@@ -131,6 +138,7 @@ def render_plan(plan: Plan, colour: bool = False, refreshed: Optional[bool] = Tr
     for c in changes:
         out += render_change(c, style)
         out.append("")
+    out += notes
     s = plan.summary
     out.append(style("Plan:", "bold") + f" {s.add} to add, {s.change} to change, {s.destroy} to destroy.")
     return "\n".join(out) + "\n"

@@ -34,6 +34,8 @@ def _state(obs: Optional[ObservedContainer], r: Resource) -> str:
         return f"exited({obs.exit_code})"
     if obs.status == "restarting":
         return f"restarting({obs.exit_code})"
+    if obs.health:
+        return f"{obs.status} ({obs.health})"
     return obs.status
 
 
@@ -42,13 +44,21 @@ def status_document(plan: Plan, observed: Observed, desired: list[Resource]) -> 
     by_addr = {c.address: c for c in observed.containers}
     changes = {c.address: c for c in plan.changes}
     groups: dict[str, Any] = {}
+    shared: dict[str, list[dict[str, Any]]] = {"networks": [], "volumes": []}
     for r in desired:
+        change = changes.get(r.address)
+        if r.role in (Role.NETWORK, Role.VOLUME):
+            shared[f"{r.role.value}s"].append({
+                "address": r.address, "name": r.name,
+                "action": change.action.value if change else "no-op",
+                "reason": change.reason if change else ""})
+            continue
         g = groups.setdefault(r.group, {"owner": None, "sysctls": [], "members": []})
         obs = by_addr.get(r.address)
-        change = changes.get(r.address)
         entry = {
             "address": r.address, "container": r.name, "state": _state(obs, r),
             "failing": obs is not None and obs.status in ("restarting", "dead"),
+            "health": obs.health if obs else None,
             "id": obs.id[:12] if obs else None,
             "action": (change.action.value if change else "no-op"),
             "reason": change.reason if change else "",
@@ -71,6 +81,7 @@ def status_document(plan: Plan, observed: Observed, desired: list[Resource]) -> 
                for c in plan.changes if c.resource is None]
     s = plan.summary
     return {"stack": plan.stack, "live_sysctls_read": observed.refreshed, "groups": groups,
+            **shared,
             "not_in_spec": orphans,
             "pending": {"add": s.add, "change": s.change, "destroy": s.destroy}}
 
@@ -78,6 +89,10 @@ def status_document(plan: Plan, observed: Observed, desired: list[Resource]) -> 
 def render_status(plan: Plan, observed: Observed, desired: list[Resource]) -> str:
     doc = status_document(plan, observed, desired)
     out = [f"Stack {doc['stack']!r}: {len(observed.containers)} container(s) on the engine", ""]
+    for kind in ("networks", "volumes"):
+        if doc[kind]:
+            rows = [[e["address"], e["name"], _verdict_text(e)] for e in doc[kind]]
+            out += [f"{kind}:", *_table(rows, "  "), ""]
     for gname, g in doc["groups"].items():
         owner = g["owner"]
         out.append(f"group {gname}")

@@ -544,4 +544,24 @@ def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str,
     if found:
         raise SpecError(_ordered(found, docs))
     assert stack is not None  # no problem found means it structured
-    return stack
+    return _resolve_binds(stack, origins)
+
+
+def _resolve_binds(stack: Stack, origins: _Origins) -> Stack:
+    """Bind sources written relative ('./www', '../data') are relative to the file that
+    declares the member, as in Compose: made absolute here, the engine needs them so."""
+    groups = {}
+    for gname, group in stack.groups.items():
+        members = {}
+        for mname, member in group.members.items():
+            base = Path(origins.file_for(("groups", gname, "members", mname))).resolve().parent
+            volumes = []
+            for spec in member.volumes:
+                source, sep, rest = spec.partition(":")
+                if source in (".", "..") or source.startswith(("./", "../")):
+                    spec = os.path.normpath(base / source) + sep + rest
+                volumes.append(spec)
+            members[mname] = (attrs.evolve(member, volumes=tuple(volumes))
+                              if tuple(volumes) != member.volumes else member)
+        groups[gname] = attrs.evolve(group, members=members)
+    return attrs.evolve(stack, groups=groups)

@@ -18,6 +18,8 @@ from stackctl.spec.ports import PortBinding
 DEFAULT_OWNER_IMAGE = "registry.k8s.io/pause:3.10"
 DEFAULT_HELPER_IMAGE = "busybox:1.36"
 
+DEFAULT_NETWORK = "default"  # the stack's own network: always there, never declared
+
 Restart = Literal["no", "always", "unless-stopped", "on-failure"]
 RESTART_POLICIES: tuple[str, ...] = get_args(Restart)
 
@@ -162,9 +164,10 @@ class Member:
         "Environment variables. Values may be strings, numbers or booleans; they are "
         "passed as text.", {"TZ": "UTC"}))
     volumes: tuple[str, ...] = attrs.field(default=(), metadata=doc(
-        "Mounts as 'SOURCE:/container/path[:MODE]': SOURCE is an absolute host path or "
-        "a named volume, MODE a comma-separated list such as 'ro'.",
-        ["/srv/www:/usr/share/nginx/html:ro", "cache:/var/cache/nginx"]))
+        "Mounts as 'SOURCE:/container/path[:MODE]': SOURCE is a host path (absolute, or "
+        "relative to this spec file's directory when it starts with './' or '../') or the "
+        "name of a volume declared in [volumes]; MODE a comma-separated list such as 'ro'.",
+        ["./www:/usr/share/nginx/html:ro", "cache:/var/cache/nginx"]))
     restart: Restart = attrs.field(default="no", metadata=doc(
         "Docker restart policy: no, always, unless-stopped or on-failure.",
         "unless-stopped"))
@@ -289,8 +292,8 @@ class Network:
         "The network exists already and is not the stack's: never created nor "
         "removed. Requires name.", True))
     name: Optional[str] = attrs.field(default=None, metadata=doc(
-        "The Docker network's name: required with external, otherwise "
-        "STACK_NAME (default).", "traefik"))
+        "The network's name on the engine: required with external; otherwise "
+        "STACK-NAME by default.", "traefik"))
 
 
 @attrs.frozen
@@ -305,8 +308,8 @@ class Volume:
         "The volume exists already and is not the stack's: never created nor removed. "
         "Requires name.", True))
     name: Optional[str] = attrs.field(default=None, metadata=doc(
-        "The Docker volume's name: required with external, otherwise STACK_NAME "
-        "(default).", "pgdata"))
+        "The volume's name on the engine: required with external; otherwise "
+        "STACK-NAME by default.", "pgdata"))
     labels: dict[str, str] = attrs.field(factory=dict, metadata=doc(
         "Volume labels of your own; the stackctl. prefix is reserved.",
         {"com.example.backup": "daily"}))
@@ -326,7 +329,7 @@ class Stack:
         {"back": {"internal": True}}))
     volumes: dict[str, Volume] = attrs.field(factory=dict, metadata=doc(
         "Named volumes members may mount, by name: [volumes.NAME].",
-        {"pgdata": {}}))
+        {"cache": {}}))
     groups: dict[str, Group] = attrs.field(factory=dict, metadata=doc(
         "Namespace groups, by name: [groups.NAME]. Each is one owner container holding "
         "a network and IPC namespace, and the members that join it.",

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import difflib
 import posixpath
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 
 if TYPE_CHECKING:
     import networkx as nx
 
-from stackctl.spec.model import Group, Stack
+from stackctl.spec.model import DEFAULT_NETWORK, Group, Stack
 from stackctl.spec.ports import PortBinding
 from stackctl.spec.sysctls import name_problem, value_problem
+from stackctl.spec.units import SIZE_HINT, UnitError, parse_size
 
 KeyPath = tuple[Union[str, int], ...]
 Found = tuple[KeyPath, str, str]
@@ -63,6 +65,10 @@ def check(stack: Stack, locate: Optional[Locate] = None) -> list[Found]:
         *_images(stack),
         *_sysctls(stack),
         *_ports(stack, where),
+        *_networks(stack),
+        *_volume_tables(stack),
+        *_group_settings(stack),
+        *_group_depends_on(stack),
         *_members(stack),
     ]
 
@@ -181,10 +187,10 @@ def volume_problem(spec: str) -> Optional[tuple[str, str]]:
         return f"container path {target!r} in {spec!r} is not absolute", _VOLUME_HINT
     if _container_path(target) == "/":
         return f"{spec!r} mounts over the container's root", "mount on a directory below '/'"
-    if not source.startswith("/") and not VOLUME_NAME_RE.fullmatch(source):
-        return (f"volume source {source!r} is neither an absolute host path nor a "
-                "volume name", "use an absolute host path, or a volume name of at least two "
-                "letters, digits, '_', '.' or '-'")
+    if not _is_path(source) and not VOLUME_NAME_RE.fullmatch(source):
+        return (f"volume source {source!r} is neither a host path nor a volume name",
+                "use an absolute host path, a path relative to the spec file starting with "
+                "'./' or '../', or the name of a volume declared in [volumes]")
     target = _container_path(target)
     if target == "/proc" or target.startswith("/proc/"):
         return (f"{spec!r} mounts under /proc, which the container runtime refuses",
@@ -200,18 +206,31 @@ def volume_problem(spec: str) -> Optional[tuple[str, str]]:
             if len(given) > 1:
                 return (f"volume modes {','.join(given)!r} in {spec!r} contradict each other",
                         f"give at most one {kind} mode")
-        if "nocopy" in modes and source.startswith("/"):
+        if "nocopy" in modes and _is_path(source):
             return (f"mode 'nocopy' in {spec!r} applies only to named volumes",
                     "remove it: a host path is never copied into")
     return None
 
 
-def _volumes(volumes: tuple[str, ...], mpath: KeyPath) -> Iterator[Found]:
+def _is_path(source: str) -> bool:
+    """A bind mount's source: absolute, or relative to the spec file as Compose writes it."""
+    return source.startswith(("/", "./", "../")) or source in (".", "..")
+
+
+def _volumes(stack: Stack, volumes: tuple[str, ...], mpath: KeyPath) -> Iterator[Found]:
     targets: dict[str, int] = {}
     for i, volume in enumerate(volumes):
         problem = volume_problem(volume)
         if problem:
             yield mpath + ("volumes", i), problem[0], problem[1]
+            continue
+        source = volume.split(":")[0]
+        if not _is_path(source) and source not in stack.volumes:
+            close = difflib.get_close_matches(source, sorted(stack.volumes), n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]!r}?" if close else
+                    f"declare it with a [volumes.{source}] table, or write a host path: "
+                    "absolute, or relative to the spec file starting with './'")
+            yield mpath + ("volumes", i), f"named volume {source!r} is not declared", hint
             continue
         target = _container_path(volume.split(":")[1])
         if target in targets:
@@ -249,7 +268,7 @@ def _members(stack: Stack) -> Iterator[Found]:
         edges: list[tuple[str, str]] = []
         for mname, member in group.members.items():
             mpath: KeyPath = ("groups", gname, "members", mname)
-            yield from _volumes(member.volumes, mpath)
+            yield from _volumes(stack, member.volumes, mpath)
             for key, value in member.environment.items():
                 if not key or "=" in key or "\0" in key:
                     yield (mpath + ("environment", key), f"invalid variable name {key!r}",
@@ -281,3 +300,176 @@ def _cycles(gname: str, group: Group, graph: nx.DiGraph) -> Iterator[Found]:
         yield (("groups", gname, "members", order[0], "depends_on", index),
                "depends_on forms a cycle: " + " -> ".join([*order, order[0]]),
                "'a -> b' means a depends on b: remove one of these dependencies")
+
+
+# ----------------------------------------------------------------- networks, volumes
+def _networks(stack: Stack) -> Iterator[Found]:
+    for name, net in stack.networks.items():
+        npath: KeyPath = ("networks", name)
+        if name == DEFAULT_NETWORK:
+            yield (npath, "'default' is the stack's own network: it always exists and is not "
+                   "declared", "remove [networks.default]; to use a network that exists "
+                   "already, declare it under another name with external = true and name")
+            continue
+        yield from _name("network", name, npath)
+        if net.external:
+            if not net.name:
+                yield (npath, "an external network needs the name it has on the engine",
+                       f'add it, e.g. name = "{name}"')
+            for key in ("internal", "subnet"):
+                if getattr(net, key):
+                    yield (npath + (key,), f"{key!r} cannot be set on an external network: "
+                           "stackctl does not create it", f"remove {key}, or remove "
+                           "external = true to have stackctl create the network")
+        elif net.subnet is not None:
+            yield from _subnet(net.subnet, npath + ("subnet",))
+    for gname, group in stack.groups.items():
+        gpath: KeyPath = ("groups", gname)
+        declared = sorted({DEFAULT_NETWORK} | set(stack.networks))
+        seen: set[str] = set()
+        for i, name in enumerate(group.networks):
+            if name in seen:
+                yield gpath + ("networks", i), f"{name!r} is listed twice", "remove one of them"
+            elif name not in stack.networks and name != DEFAULT_NETWORK:
+                close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        f"declare it: [networks.{name}], or use one of: {', '.join(declared)}")
+                yield gpath + ("networks", i), f"unknown network {name!r}", hint
+            seen.add(name)
+        internal = [n for n in group.networks if n in stack.networks
+                    and stack.networks[n].internal and not stack.networks[n].external]
+        if group.ports and group.networks and len(internal) == len(group.networks):
+            yield (gpath + ("ports",), "the group is only on internal networks, from which "
+                   "the engine publishes no port", "add a network with a route out, e.g. "
+                   "\"default\", to networks, or remove ports")
+        if not group.networks and group.ports:
+            yield (gpath + ("networks",), "networks = [] leaves the group on loopback only, "
+                   "where ports cannot be published", "join a network, e.g. networks = "
+                   "[\"default\"], or remove ports")
+
+
+def _subnet(text: str, path: KeyPath) -> Iterator[Found]:
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        try:
+            fixed = str(ipaddress.ip_network(text, strict=False))
+            hint = f"did you mean {fixed!r}? A subnet is written with its first address"
+        except ValueError:
+            fixed, hint = "", "write an IPv4 or IPv6 network in CIDR notation, e.g. '10.40.0.0/24'"
+        yield path, (f"{text!r} is not a subnet: it has host bits set" if fixed else
+                     f"{text!r} is not a subnet in CIDR notation"), hint
+
+
+def _volume_tables(stack: Stack) -> Iterator[Found]:
+    for name, vol in stack.volumes.items():
+        vpath: KeyPath = ("volumes", name)
+        yield from _name("volume", name, vpath)
+        if vol.external:
+            if not vol.name:
+                yield (vpath, "an external volume needs the name it has on the engine",
+                       f'add it, e.g. name = "{name}"')
+            if vol.driver != "local" or vol.driver_opts:
+                yield (vpath, "driver and driver_opts cannot be set on an external volume: "
+                       "stackctl does not create it", "remove them, or remove external = true to "
+                       "have stackctl create the volume")
+        for key in vol.labels:
+            if key.startswith("stackctl."):
+                yield (vpath + ("labels", key), f"label {key!r} is in the reserved stackctl. "
+                       "namespace", "choose another prefix, e.g. com.example.")
+
+
+# ------------------------------------------------------------------- group settings
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _hostname_ok(name: str, limit: int = 253) -> bool:
+    return 0 < len(name) <= limit and all(_HOST_LABEL.fullmatch(p) for p in name.split("."))
+
+
+def _ip_ok(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _extra_host(text: str) -> Optional[str]:
+    """Why an extra_hosts entry is malformed; None when it is fine."""
+    host, sep, ip = text.partition(":")
+    if not sep:
+        host, sep, ip = text.partition("=")
+    if not sep or not host or not ip:
+        return f"cannot read extra host {text!r}"
+    if not _hostname_ok(host):
+        return f"{host!r} in {text!r} is not a valid host name"
+    address = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+    if address != "host-gateway" and not _ip_ok(address):
+        return f"{ip!r} in {text!r} is not an IP address"
+    return None
+
+
+def _group_settings(stack: Stack) -> Iterator[Found]:
+    for gname, group in stack.groups.items():
+        gpath: KeyPath = ("groups", gname)
+        if group.hostname is not None and not _hostname_ok(group.hostname, 63):
+            yield (gpath + ("hostname",), f"{group.hostname!r} is not a valid host name",
+                   "use at most 63 of letters, digits, '-' and '.', each dot-separated part "
+                   "starting and ending with a letter or digit, as RFC 1123 says")
+        for i, server in enumerate(group.dns):
+            if not _ip_ok(server):
+                yield (gpath + ("dns", i), f"DNS server {server!r} is not an IP address",
+                       "write the server's IPv4 or IPv6 address, e.g. '1.1.1.1'")
+        for i, domain in enumerate(group.dns_search):
+            if domain != "." and not _hostname_ok(domain.rstrip(".")):
+                yield (gpath + ("dns_search", i), f"{domain!r} is not a domain name",
+                       "write a domain such as 'example.internal'")
+        for i, entry in enumerate(group.extra_hosts):
+            problem = _extra_host(entry)
+            if problem:
+                yield (gpath + ("extra_hosts", i), problem, "write 'HOST:IP', e.g. "
+                       "'db.legacy:10.0.0.5', '[::1]' for IPv6, or 'HOST:host-gateway'")
+        if group.shm_size is not None:
+            try:
+                if parse_size(group.shm_size) <= 0:
+                    yield (gpath + ("shm_size",), "shm_size must be more than 0 bytes",
+                           SIZE_HINT)
+            except UnitError as exc:
+                yield gpath + ("shm_size",), str(exc), SIZE_HINT
+
+
+def _group_depends_on(stack: Stack) -> Iterator[Found]:
+    edges: list[tuple[str, str]] = []
+    for gname, group in stack.groups.items():
+        dpath: KeyPath = ("groups", gname, "depends_on")
+        listed: set[str] = set()
+        for i, dep in enumerate(group.depends_on):
+            if dep == gname:
+                yield dpath + (i,), "a group cannot depend on itself", "remove it"
+            elif dep in listed:
+                yield dpath + (i,), f"{dep!r} is listed twice", "remove one of them"
+            elif dep not in stack.groups:
+                others = sorted(g for g in stack.groups if g != gname)
+                close = difflib.get_close_matches(dep, others, n=1, cutoff=0.6)
+                hint = (f"did you mean {close[0]!r}?" if close else
+                        f"groups of this stack: {', '.join(others)}" if others else
+                        "this stack has no other group")
+                yield dpath + (i,), f"unknown group {dep!r}", hint
+            else:
+                edges.append((gname, dep))
+            listed.add(dep)
+    if edges:
+        import networkx as nx
+
+        graph: nx.DiGraph[str] = nx.DiGraph(edges)
+        components = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+        for component in sorted(components):
+            start = component[0]
+            order = [u for u, _ in nx.find_cycle(graph.subgraph(component), start)]
+            i = order.index(start) if start in order else 0
+            order = order[i:] + order[:i]
+            index = stack.groups[order[0]].depends_on.index(order[1 % len(order)])
+            yield (("groups", order[0], "depends_on", index),
+                   "depends_on forms a cycle across groups: " + " -> ".join([*order, order[0]]),
+                   "'a -> b' means group a starts after group b: remove one of these dependencies")

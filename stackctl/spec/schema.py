@@ -31,6 +31,12 @@ OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
     (model.StackInfo, "name"): {"anyOf": [_NAME, _VARIABLE]},
     (model.Stack, "groups"): {"propertyNames": _NAME},
     (model.Group, "members"): {"propertyNames": _NAME},
+    # "default" is the stack's own network: never declared.
+    (model.Stack, "networks"): {"propertyNames": {**_NAME, "not": {"const": model.DEFAULT_NETWORK}}},
+    (model.Stack, "volumes"): {"propertyNames": _NAME},
+    (model.Network, "subnet"): {"description": "an IPv4 or IPv6 network in CIDR notation, "
+                                "written with its first address, e.g. 10.40.0.0/24",
+                                "pattern": r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"},
     (model.Group, "sysctls"): {
         "propertyNames": {"pattern": SCHEMA_NAME_PATTERN,
                           "description": f"a namespaced sysctl: {ALLOWED}"},

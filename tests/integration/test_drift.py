@@ -156,8 +156,13 @@ def test_owner_recreated_by_hand_strands_members(docker_client, group, stack_nam
     hc = api.create_host_config(ipc_mode="shareable", restart_policy={"Name": "unless-stopped"}, port_bindings={
         k: [(b["HostIp"], int(b["HostPort"])) for b in v]
         for k, v in old["HostConfig"]["PortBindings"].items()})
+    hc["NetworkMode"] = old["HostConfig"]["NetworkMode"]  # the stack's network, and aliases
+    (net, endpoint), = old["NetworkSettings"]["Networks"].items()
+    aliases = [a for a in endpoint["Aliases"] if a != old["Id"][:12]]
     cid = api.create_container(old["Config"]["Image"], name=group.owner, ports=[80],
-                               labels=old["Config"]["Labels"], host_config=hc)["Id"]
+                               labels=old["Config"]["Labels"], host_config=hc,
+                               networking_config=api.create_networking_config(
+                                   {net: api.create_endpoint_config(aliases=aliases)}))["Id"]
     api.start(cid)
     out = group.plan_shows("owner was recreated after the member started: attached to a dead "
                            "namespace", "-/+ member.edge.web", "-/+ member.edge.side")

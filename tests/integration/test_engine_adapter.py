@@ -113,10 +113,10 @@ def test_no_op_observe_costs_one_list_and_one_inspect_per_group(docker_client, s
 
     before = api.requests
     fast = engine.observe(stack_name, keys)
-    assert api.requests - before == 1 + 3, "one list, one inspect per owner"
+    assert api.requests - before == 3 + 3, "three lists (containers, networks, volumes), one inspect per owner"
     before = api.requests
     full = engine.observe(stack_name, keys, inspect_all=True)
-    assert api.requests - before == 1 + 9, "one list, one inspect per container"
+    assert api.requests - before == 3 + 9, "three lists, one inspect per container"
 
     assert fast.sysctls == full.sysctls == {
         f"g{i}": {"kernel.shmmax": "44444444", "net.core.somaxconn": str(1100 + i)} for i in range(3)}

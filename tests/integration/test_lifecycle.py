@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import HTTPD, PAUSE, SLEEPER, http_get, live_sysctl, run_cli, spec_text
+from support import HTTPD, PAUSE, ROOT, SLEEPER, http_get, live_sysctl, run_cli, spec_text
 
 pytestmark = pytest.mark.engine
 
@@ -33,12 +33,12 @@ def test_plan_apply_converge_destroy(docker_client, stack_name, port, tmp_path):
         plan = run_cli("plan", str(spec), "--detailed-exitcode")
         assert plan.returncode == 2, plan.stderr
         assert "+ owner.edge" in plan.stdout and "+ member.edge.web" in plan.stdout
-        assert "Plan: 3 to add, 0 to change, 0 to destroy." in plan.stdout
+        assert "Plan: 4 to add, 0 to change, 0 to destroy." in plan.stdout
         assert not _containers(docker_client, stack_name), "plan must not change anything"
 
         apply = run_cli("apply", str(spec), "--auto-approve")
         assert apply.returncode == 0, apply.stdout + apply.stderr
-        assert "Apply complete! Resources: 3 added, 0 changed, 0 destroyed." in apply.stdout
+        assert "Apply complete! Resources: 4 added, 0 changed, 0 destroyed." in apply.stdout
 
         found = _containers(docker_client, stack_name)
         owner, member = found[f"{stack_name}-edge"], found[f"{stack_name}-edge-web"]
@@ -60,7 +60,7 @@ def test_plan_apply_converge_destroy(docker_client, stack_name, port, tmp_path):
 
         destroy = run_cli("destroy", str(spec), "--auto-approve")
         assert destroy.returncode == 0, destroy.stderr
-        assert "Destroy complete! Resources: 2 destroyed." in destroy.stdout
+        assert "Destroy complete! Resources: 3 destroyed." in destroy.stdout
         assert not _containers(docker_client, stack_name)
         second = run_cli("destroy", str(spec), "--auto-approve")
         assert second.returncode == 0 and "No changes." in second.stdout
@@ -117,7 +117,9 @@ def test_console_script_and_module_both_work(docker_client, stack_name, tmp_path
     script = shutil.which("stackctl")
     assert script, "the stackctl console script is not on PATH (pip install -e .)"
     spec = _write(tmp_path, spec_text(stack_name, {"g": {"members": {"m": SLEEPER}}}))
+    # PYTHONPATH: the script imports this checkout, not another one installed with -e.
     out = subprocess.run([script, "plan", str(spec)], capture_output=True, text=True,
-                         env={"NO_COLOR": "1", "PATH": __import__("os").environ["PATH"]})
-    assert out.returncode == 0 and "Plan: 2 to add" in out.stdout
+                         env={"NO_COLOR": "1", "PATH": __import__("os").environ["PATH"],
+                              "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and "Plan: 3 to add" in out.stdout
     assert run_cli("plan", str(spec)).stdout == out.stdout

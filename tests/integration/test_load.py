@@ -20,7 +20,7 @@ def test_hundred_groups_apply_replan_destroy(docker_client, stack_name, tmp_path
     }))
     applied = run_cli("apply", str(spec), "--auto-approve")
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr
-    assert f"Resources: {GROUPS * 4} added" in applied.stdout  # owner, helper, two members
+    assert f"Resources: {GROUPS * 4 + 1} added" in applied.stdout  # the network; owner, helper, two members
     running = docker_client.containers.list(filters={"label": f"stackctl.stack={stack_name}"})
     assert len(running) == GROUPS * 3
     members = [c for c in running if c.labels["stackctl.role"] == "member"]
@@ -33,5 +33,5 @@ def test_hundred_groups_apply_replan_destroy(docker_client, stack_name, tmp_path
 
     destroyed = run_cli("destroy", str(spec), "--auto-approve")
     assert destroyed.returncode == 0, destroyed.stderr
-    assert f"Resources: {GROUPS * 3} destroyed" in destroyed.stdout
+    assert f"Resources: {GROUPS * 3 + 1} destroyed" in destroyed.stdout
     assert not docker_client.containers.list(all=True, filters={"label": f"stackctl.stack={stack_name}"})

@@ -37,7 +37,7 @@ def test_sysctl_change_is_in_place(docker_client, stack_name, port, tmp_path):
     assert "Plan: 0 to add, 1 to change, 0 to destroy." in plan.stdout
     doc = json.loads(run_cli("plan", str(spec), "--json").stdout)
     actions = {c["address"]: c["action"] for c in doc["changes"]}
-    assert actions == {"owner.edge": ["no-op"], "helper.edge": ["update"],
+    assert actions == {"network.default": ["no-op"], "owner.edge": ["no-op"], "helper.edge": ["update"],
                        "member.edge.side": ["no-op"], "member.edge.web": ["no-op"]}
 
     assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
@@ -97,7 +97,7 @@ def test_saved_plan_applies_exactly_and_stale_plan_is_refused(docker_client, sta
     # Applying a saved plan asks nothing, even without a terminal.
     applied = run_cli("apply", str(planfile))
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "Apply complete! Resources: 3 added" in applied.stdout
+    assert "Apply complete! Resources: 4 added" in applied.stdout
 
     spec.write_text(spec_text(stack_name, {"g": {"sysctls": {"net.core.somaxconn": 2222},
                                                  "members": {"m": SLEEPER}}}))

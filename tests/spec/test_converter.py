@@ -130,7 +130,9 @@ def test_the_examples_themselves_are_valid() -> None:
 
     group = examples(model.Group)
     group["members"] = {"web": examples(model.Member), "app": {"image": "app:1"}}
+    stack_examples = examples(model.Stack)
     doc = {"stack": examples(model.StackInfo), "defaults": examples(model.Defaults),
-           "groups": {"edge": group}}
+           "networks": stack_examples["networks"], "volumes": stack_examples["volumes"],
+           "groups": {"edge": group, **{g: {} for g in group["depends_on"]}}}
     stack = conv.structure(doc)
     assert check(stack) == []

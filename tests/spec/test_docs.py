@@ -14,7 +14,8 @@ from support import ROOT
 DOC = (ROOT / "docs" / "spec.md").read_text()
 
 
-@pytest.mark.parametrize("cl", [model.StackInfo, model.Defaults, model.Group, model.Member],
+@pytest.mark.parametrize("cl", [model.StackInfo, model.Defaults, model.Group, model.Member,
+                                model.Network, model.Volume],
                          ids=lambda c: c.__name__)
 def test_every_key_has_a_row_in_the_reference(cl: type) -> None:
     for field in attrs.fields(cl):

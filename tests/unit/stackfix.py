@@ -20,7 +20,7 @@ import attrs
 from docker.utils import convert_port_bindings  # pure conversion; no engine involved
 
 from stackctl.engine.facts import actual_of_inspect as _actual
-from stackctl.observed import Observed, ObservedContainer
+from stackctl.observed import Observed, ObservedContainer, ObservedNetwork, ObservedVolume
 from stackctl.resources import LABEL_CONFIG, LABEL_HASH, Resource, Role, desired
 from stackctl.spec import load
 from stackctl.spec.ports import parse_port
@@ -93,12 +93,16 @@ def observed_container(stack: str, r: Resource, *, started_at: int,
                        network_container: Optional[str] = None, **over: Any) -> ObservedContainer:
     """What the engine reports for a container created from ``r``: config from the labels."""
     labels = r.labels(stack)
+    networks = None
+    if r.role is Role.OWNER:
+        networks = {} if r.config.get("network_mode") == "none" else {
+            name: tuple(sorted(aliases)) for name, aliases, _ in r.extra.get("networks", [])}
     fields = dict(
         id=container_id(r.name), name=r.name, role=r.role, group=r.group, member=r.member,
         config_hash=labels[LABEL_HASH], config=json.loads(labels[LABEL_CONFIG]),
         status="running", exit_code=0, started_at=started_at,
         network_container=network_container, restart_policy=r.restart,
-        actual=engine_actual(r),
+        actual=engine_actual(r), networks=networks,
     )
     fields.update(over)
     return ObservedContainer(**fields)
@@ -110,9 +114,23 @@ def converged(resources: Iterable[Resource], stack: str = "shop") -> Observed:
     containers: list[ObservedContainer] = []
     sysctls: dict[str, dict[str, str]] = {}
     owners: dict[str, str] = {}
+    networks: list[ObservedNetwork] = []
+    volumes: list[ObservedVolume] = []
+    external: set[str] = set()
     t = T0
     for r in resources:  # owners come first in desired() order
         t += 1_000_000
+        labels = r.labels(stack)
+        if r.role is Role.NETWORK:
+            networks.append(ObservedNetwork(id=container_id(r.name, "network"), name=r.name,
+                                            spec_name=r.group, config_hash=labels[LABEL_HASH],
+                                            config=json.loads(labels[LABEL_CONFIG])))
+        elif r.role is Role.VOLUME:
+            volumes.append(ObservedVolume(name=r.name, spec_name=r.group,
+                                          config_hash=labels[LABEL_HASH],
+                                          config=json.loads(labels[LABEL_CONFIG])))
+        external |= {n for n, _, managed in r.extra.get("networks", []) if managed is None}
+        external |= set(r.extra.get("external_volumes", []))
         if r.role is Role.OWNER:
             c = observed_container(stack, r, started_at=t, netns=f"net:[{4026530000 + len(owners)}]")
             owners[r.group] = c.id
@@ -127,7 +145,10 @@ def converged(resources: Iterable[Resource], stack: str = "shop") -> Observed:
             containers.append(observed_container(
                 stack, r, started_at=t, network_container=owners.get(r.group),
                 netns=owner_netns.get(r.group)))
-    return Observed(stack=stack, containers=tuple(containers), sysctls=sysctls)
+    return Observed(stack=stack, containers=tuple(containers), sysctls=sysctls,
+                    networks=tuple(networks), volumes=tuple(volumes),
+                    network_names=frozenset({n.name for n in networks} | external | {"bridge"}),
+                    volume_names=frozenset({v.name for v in volumes} | external))
 
 
 # ----------------------------------------------------------------- perturbations

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Optional
 
+import attrs
 import pytest
 
 from stackfix import BASE_SPEC, container_id, converged, evolve, load_spec
@@ -57,12 +58,16 @@ image = "z:1"
 """
 
 
-class FakeEngine:
+class FakeEngine:  # also used by test_planner_networks
     """Records every call as (op, address) in a global order; fails on request."""
 
     def __init__(self, observed: Optional[Observed] = None, fail: dict[tuple[str, str], Exception] | None = None,
                  sleep: float = 0.0, seed: int = 0) -> None:
         self.by_id = {c.id: c.address for c in (observed.containers if observed else ())}
+        self.by_id.update({n.id: n.address for n in (observed.networks if observed else ())})
+        self.by_id.update({v.name: v.address for v in (observed.volumes if observed else ())})
+        self.joins: list[tuple[str, str, str, tuple[str, ...]]] = []
+        self.unhealthy: dict[str, str] = {}
         self.fail = fail or {}
         self.lock = threading.Lock()
         self.seq = itertools.count()
@@ -129,6 +134,36 @@ class FakeEngine:
 
     def remove(self, stack: str, cid: str, name: str) -> None:
         self._call("remove", self.by_id[cid])
+
+    def wait_ready(self, names, timeout, stop=None, interval=0.5) -> dict[str, str]:
+        not_ready = {}
+        for addr in names:
+            self._call("wait", addr)
+            if addr in self.unhealthy:
+                not_ready[addr] = self.unhealthy[addr]
+        return not_ready
+
+    def create_network(self, stack: str, r: Resource) -> str:
+        self._call("create", r.address)
+        return container_id(r.name, "new-network")
+
+    def remove_network(self, stack: str, nid: str, name: str) -> None:
+        self._call("remove", self.by_id[nid])
+
+    def create_volume(self, stack: str, r: Resource) -> str:
+        self._call("create", r.address)
+        return r.name
+
+    def remove_volume(self, stack: str, name: str) -> None:
+        self._call("remove", self.by_id[name])
+
+    def connect(self, stack: str, cid: str, name: str, network: str, aliases: list[str]) -> None:
+        self.joins.append(("connect", self.by_id[cid], network, tuple(aliases)))
+        self._call("connect", f"{self.by_id[cid]}@{network}")
+
+    def disconnect(self, stack: str, cid: str, name: str, network: str) -> None:
+        self.joins.append(("disconnect", self.by_id[cid], network, ()))
+        self._call("disconnect", f"{self.by_id[cid]}@{network}")
 
     # helpers for assertions
     def before(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
@@ -218,7 +253,7 @@ def test_create_from_scratch_respects_depends_on(tmp_path, seed: int) -> None:
     plan = make_plan(load_spec(tmp_path, DAG_SPEC), Observed(stack="shop"))
     engine = FakeEngine(sleep=0.005, seed=seed)
     _run(plan, engine, parallelism=10)
-    assert len(engine.log) == 2 + 2 + 5
+    assert len(engine.log) == 1 + 2 + 2 + 5  # the stack network, owners, helpers, members
     for g, members in (("edge", "abcd"), ("other", "z")):
         assert engine.before(("create", f"owner.{g}"), ("write", f"helper.{g}"))
         for m in members:
@@ -247,7 +282,7 @@ def test_depends_on_order_holds_through_an_unchanged_member(tmp_path) -> None:
 def test_restart_order(tmp_path) -> None:
     want = load_spec(tmp_path, BASE_SPEC)
     obs = evolve(converged(want), "owner.edge", status="exited", exit_code=137)
-    obs = Observed(stack=obs.stack, containers=obs.containers, sysctls={})
+    obs = attrs.evolve(obs, sysctls={})
     plan = make_plan(want, obs)
     engine = FakeEngine(obs, sleep=0.003)
     _run(plan, engine)
@@ -277,7 +312,10 @@ def test_destroy_removes_members_first(tmp_path) -> None:
     engine = FakeEngine(obs, sleep=0.003)
     _run(plan, engine)
     assert sorted(engine.log) == sorted(("remove", a) for a in
-                                        ["owner.db", "member.db.pg", "owner.edge", "member.edge.app", "member.edge.web"])
+                                        ["owner.db", "member.db.pg", "owner.edge", "member.edge.app", "member.edge.web",
+                                         "network.default"])
+    assert engine.before(("remove", "owner.edge"), ("remove", "network.default"))
+    assert engine.before(("remove", "owner.db"), ("remove", "network.default"))
     assert engine.before(("remove", "member.db.pg"), ("remove", "owner.db"))
     assert engine.before(("remove", "member.edge.app"), ("remove", "owner.edge"))
     assert engine.before(("remove", "member.edge.web"), ("remove", "owner.edge"))
@@ -319,7 +357,8 @@ def test_failing_helper_skips_its_members_only(tmp_path) -> None:
     # Nothing of the failed group's members ran; the other group converged.
     assert not [k for k in engine.log if k[1].startswith("member.edge.")]
     assert {("create", "owner.other"), ("write", "helper.other"), ("create", "member.other.z"),
-            ("create", "owner.edge"), ("write", "helper.edge")} == set(engine.log)
+            ("create", "owner.edge"), ("write", "helper.edge"),
+            ("create", "network.default")} == set(engine.log)
     # Root causes only: no skipped member is reported as a failure.
     text = str(err)
     assert text.splitlines()[0] == "helper.edge: shop-edge-sysctl: sysctl helper failed"

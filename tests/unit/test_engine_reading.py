@@ -270,3 +270,59 @@ def test_the_last_gate_uses_the_whole_name_rule(name: str) -> None:
         refuse_host_wide(r)
     refuse_host_wide(Resource(address="helper.g", role=Role.HELPER, group="g", member=None,
                               name="s-g-sysctl", config={"sysctls": {"net.core.somaxconn": "1"}}))
+
+
+# ------------------------------------------------------------ networks, health, volumes
+def test_owner_networks_leave_out_the_short_id_and_none_mode() -> None:
+    from stackctl.engine.facts import owner_networks
+
+    cid = "a" * 64
+    d = {"Id": cid, "HostConfig": {"NetworkMode": "shop"},
+         "NetworkSettings": {"Networks": {"shop": {"Aliases": ["web", "app.web", cid[:12]]},
+                                          "shop-back": {"Aliases": None}}}}
+    assert owner_networks(d) == {"shop": ("app.web", "web"), "shop-back": ()}
+    assert owner_networks({"Id": cid, "HostConfig": {"NetworkMode": "none"},
+                           "NetworkSettings": {"Networks": {"none": {}}}}) == {}
+
+
+@pytest.mark.parametrize("state, expected", [
+    ({"Status": "running"}, (True, False, "running (no health check)")),
+    ({"Status": "running", "Health": {"Status": "healthy", "Log": []}}, (True, False, "running, healthy")),
+    ({"Status": "running", "Health": {"Status": "unhealthy", "Log": [
+        {"ExitCode": 1, "Output": "first\nconnection refused\n"}]}},
+     (False, False, "running, unhealthy; last health check: connection refused")),
+    ({"Status": "running", "Health": {"Status": "starting", "Log": []}},
+     (False, False, "running, starting; no health check has finished yet")),
+    ({"Status": "exited", "ExitCode": 3}, (False, True, "exited (exit code 3)")),
+])
+def test_readiness(state, expected) -> None:
+    from stackctl.engine.facts import readiness
+
+    assert readiness({"State": state, "HostConfig": {"RestartPolicy": {"Name": "no"}}}) == expected
+
+
+def test_readiness_of_a_restarting_or_missing_container() -> None:
+    from stackctl.engine.facts import readiness
+
+    assert readiness(None) == (False, True, "does not exist")
+    exited = {"State": {"Status": "exited", "ExitCode": 1},
+              "HostConfig": {"RestartPolicy": {"Name": "always"}}}
+    assert readiness(exited) == (False, False, "exited (exit code 1)")  # it may come back
+
+
+def test_listing_health_and_the_stacks_networks_and_volumes() -> None:
+    from stackctl.engine.facts import from_listing, networks_of, volumes_of
+
+    entry = {"Id": "b" * 64, "Names": ["/shop-web-app"], "State": "running",
+             "Status": "Up 5 minutes (health: starting)", "Labels": {}}
+    assert from_listing(entry, None).health == "starting"
+    assert from_listing({**entry, "Status": "Up 2 hours (unhealthy)"}, None).health == "unhealthy"
+    assert from_listing({**entry, "Status": "Up 2 hours"}, None).health is None
+    mine = {"stackctl.stack": "shop", "stackctl.network": "back", "stackctl.config-hash": "h"}
+    nets = networks_of([{"Id": "n1", "Name": "shop-back", "Labels": mine},
+                        {"Id": "n2", "Name": "bridge", "Labels": {}},
+                        {"Id": "n3", "Name": "other-back", "Labels": {**mine, "stackctl.stack": "other"}}], "shop")
+    assert [(n.id, n.address, n.config_hash) for n in nets] == [("n1", "network.back", "h")]
+    vols = volumes_of([{"Name": "shop-data", "Labels": {"stackctl.stack": "shop", "stackctl.volume": "data"}},
+                       {"Name": "loose", "Labels": None}], "shop")
+    assert [(v.name, v.address) for v in vols] == [("shop-data", "volume.data")]

@@ -91,6 +91,7 @@ def helper_leftover(o: Observed) -> Observed:
 
 CASES = [
     Case("empty-engine-creates-everything", applied=None, expect=[
+        ("network.default", C, "network does not exist"),
         ("owner.db", C, "owner does not exist"),
         ("member.db.pg", C, "member does not exist"),
         ("owner.edge", C, "owner does not exist"),
@@ -233,7 +234,7 @@ CASES = [
          expect=[("member.db.pg", D, "no longer in the spec")]),
     Case("destroy-deletes-everything",
          kwargs={"destroy": True},
-         expect=[(a, D, "destroy requested") for a in CONTAINERS]),
+         expect=[(a, D, "destroy requested") for a in CONTAINERS + ["network.default"]]),
     Case("destroy-on-empty-engine-is-empty",
          applied=None, kwargs={"destroy": True}, expect=[]),
     Case("replace-member",
@@ -294,7 +295,9 @@ def test_plan_table(tmp_path, case: Case) -> None:
 # ------------------------------------------------------------------ details per case
 def test_empty_engine_orders_and_edges(tmp_path) -> None:
     plan = _plan(tmp_path, Case("x", [], applied=None))
-    assert plan.summary.add == 6 and plan.summary.change == 0 and plan.summary.destroy == 0
+    assert plan.summary.add == 7 and plan.summary.change == 0 and plan.summary.destroy == 0
+    assert ("network.default", "owner.edge") in plan.edges
+    assert ("network.default", "owner.db") in plan.edges
     edges = set(plan.edges)
     assert ("owner.edge", "helper.edge") in edges
     assert ("helper.edge", "member.edge.app") in edges
@@ -310,7 +313,7 @@ def test_converged_summary_is_empty(tmp_path) -> None:
     plan = _plan(tmp_path, Case("x", []))
     assert plan.summary.empty
     assert not plan.actionable
-    assert {c.address for c in plan.changes} == set(ALL)
+    assert {c.address for c in plan.changes} == set(ALL) | {"network.default"}
     assert all(c.action is Action.NOOP for c in plan.changes)
 
 
@@ -389,8 +392,9 @@ def test_group_removed_edges_order_member_before_owner(tmp_path) -> None:
 def test_destroy_summary_and_order(tmp_path) -> None:
     plan = _plan(tmp_path, Case("x", [], kwargs={"destroy": True}))
     assert plan.destroy
-    assert plan.summary == type(plan.summary)(0, 0, 5)
+    assert plan.summary == type(plan.summary)(0, 0, 6)
     assert all(c.container_id for c in plan.changes)
+    assert ("network.default", "owner.edge") in plan.edges  # owners go before their network
     for owner, member in [("owner.edge", "member.edge.app"), ("owner.edge", "member.edge.web"),
                           ("owner.db", "member.db.pg")]:
         assert (owner, member) in plan.edges
@@ -400,7 +404,8 @@ def test_destroy_summary_and_order(tmp_path) -> None:
 def test_target_keeps_dependencies_only(tmp_path) -> None:
     spec = edit('image = "nginx:1.27"', 'image = "nginx:1.28"', edit('image = "postgres:16"', 'image = "postgres:17"'))
     plan = _plan(tmp_path, Case("x", [], spec=spec, kwargs={"targets": ["member.edge.web"]}))
-    assert {c.address for c in plan.changes} == {"owner.edge", "helper.edge", "member.edge.app", "member.edge.web"}
+    assert {c.address for c in plan.changes} == {"network.default", "owner.edge", "helper.edge",
+                                                 "member.edge.app", "member.edge.web"}
     assert [(c.address, c.action) for c in plan.actionable] == [("member.edge.web", Action.REPLACE)]
     assert plan.change_for("member.db.pg") is None
 
@@ -433,7 +438,7 @@ def test_target_owner_restart_drags_members(tmp_path) -> None:
 def test_target_noop_address_gives_empty_plan(tmp_path) -> None:
     plan = _plan(tmp_path, Case("x", [], kwargs={"targets": ["member.db.pg"]}))
     assert plan.summary.empty
-    assert {c.address for c in plan.changes} == {"owner.db", "member.db.pg"}
+    assert {c.address for c in plan.changes} == {"network.default", "owner.db", "member.db.pg"}
 
 
 def test_target_orphan_address(tmp_path) -> None:
@@ -539,7 +544,7 @@ def test_helper_container_is_never_taken_for_the_helper_resource(tmp_path) -> No
 def test_destroy_removes_a_leftover_helper(tmp_path) -> None:
     plan = _plan(tmp_path, Case("x", [], perturb=helper_leftover, kwargs={"destroy": True}))
     assert container_id("shop-edge-sysctl") in {c.container_id for c in plan.actionable}
-    assert plan.summary.destroy == 6
+    assert plan.summary.destroy == 7
 
 
 def test_renamed_member_mend_attributes(tmp_path) -> None:

@@ -199,6 +199,34 @@ def specs(draw: Any) -> dict[str, Any]:
         if draw(st.booleans()):
             defaults["helper_image"] = draw(IMAGE)
         doc["defaults"] = defaults
+    # Stack networks and volumes: declared, external, or with settings.
+    nets: list[str] = []
+    if draw(st.booleans()):
+        networks: dict[str, Any] = {}
+        for i, n in enumerate(draw(st.lists(st.sampled_from(["back", "front", "mid"]), unique=True, max_size=3))):
+            if draw(st.booleans()):
+                networks[n] = Inline({"external": True, "name": f"ext-{n}"})
+            else:
+                t: dict[str, Any] = {}
+                if draw(st.booleans()):
+                    t["internal"] = draw(st.booleans())
+                if draw(st.booleans()):
+                    t["subnet"] = draw(st.sampled_from([f"10.{40 + i}.0.0/24", f"fd00:{i}::/64"]))
+                networks[n] = Inline(t)
+            nets.append(n)
+        doc["networks"] = networks
+    volumes: dict[str, Any] = {}
+    for j in range(3):  # the members' strategy mounts vol0..vol2
+        v: dict[str, Any] = {}
+        if draw(st.booleans()):
+            v = {"external": True, "name": f"ext-vol{j}"}
+        else:
+            if draw(st.booleans()):
+                v["driver_opts"] = Inline({"type": "tmpfs", "device": "tmpfs"})
+            if draw(st.booleans()):
+                v["labels"] = Inline({"com.example.backup": draw(TEXT)})
+        volumes[f"vol{j}"] = Inline(v)
+    doc["volumes"] = volumes
     gnames = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
     host_ports = draw(st.lists(st.integers(1, 65535), unique=True, max_size=3 * len(gnames)))
     groups: dict[str, Any] = {}
@@ -216,6 +244,26 @@ def specs(draw: Any) -> dict[str, Any]:
             table["owner_command"] = draw(st.lists(TEXT, max_size=3))
         if draw(st.booleans()):
             table["helper_image"] = draw(IMAGE)
+        if draw(st.booleans()):
+            chosen = draw(st.lists(st.sampled_from(["default"] + nets), unique=True, max_size=3))
+            if chosen or not table.get("ports"):
+                table["networks"] = chosen
+        if i and draw(st.booleans()):
+            table["depends_on"] = draw(st.lists(st.sampled_from(gnames[:i]), unique=True, max_size=i))
+        if draw(st.booleans()):
+            table["hostname"] = draw(st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True))
+        if draw(st.booleans()):
+            table["dns"] = draw(st.lists(st.sampled_from(["1.1.1.1", "10.0.0.2", "2606:4700::1111"]), max_size=2))
+        if draw(st.booleans()):
+            table["dns_search"] = draw(st.lists(st.sampled_from(["example.internal", "corp"]), max_size=2))
+        if draw(st.booleans()):
+            table["dns_opt"] = draw(st.lists(st.sampled_from(["ndots:2", "timeout:1"]), max_size=2))
+        if draw(st.booleans()):
+            table["extra_hosts"] = draw(st.lists(st.sampled_from(
+                ["db.legacy:10.0.0.5", "v6:[::1]", "gw:host-gateway"]), unique=True, max_size=3))
+        if draw(st.booleans()):
+            table["shm_size"] = draw(st.one_of(st.sampled_from(["64m", "1g", "512k", "1.5m"]),
+                                               st.integers(1, 2**31)))
         mnames = draw(st.lists(NAME, max_size=4, unique=True))
         if mnames:
             table["members"] = draw(member_tables(mnames))
