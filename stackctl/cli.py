@@ -8,21 +8,19 @@ commands, so ``stackctl --help`` starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from stackctl import __version__
 
 if TYPE_CHECKING:
     from stackctl.apply import Event
-    from stackctl.engine import Engine
-    from stackctl.observed import Observed
     from stackctl.plan.model import Plan
-    from stackctl.resources import Resource
-    from stackctl.spec import LoadedSpec
+    from stackctl.session import Cancel, Outcome, PlanOptions, Session
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -46,84 +44,19 @@ class _Out:
 
 
 # --------------------------------------------------------------------- helpers
-def _load(path: str) -> "LoadedSpec":
-    from stackctl.spec import load
+def _session(path: str) -> "Session":
+    from stackctl.session import Session, load
 
-    return load(path)
-
-
-_DESIRED: dict[int, tuple["LoadedSpec", list["Resource"]]] = {}
+    return Session(load(path))
 
 
-def _desired(loaded: "LoadedSpec") -> "list[Resource]":
-    """The stack's desired resources, computed once per command (config hashes cost about
-    0.2 ms per group, and a command asks up to four times)."""
-    from stackctl.resources import desired
+def _plan_options(args: argparse.Namespace, destroy: bool = False) -> "PlanOptions":
+    from stackctl.session import PlanOptions
 
-    if id(loaded) not in _DESIRED:
-        _DESIRED[id(loaded)] = (loaded, desired(loaded.stack))
-    return _DESIRED[id(loaded)][1]
-
-
-def _observe_inputs(loaded: "LoadedSpec") -> tuple[dict[str, list[str]], dict[str, str]]:
-    from stackctl.resources import Role
-
-    keys: dict[str, list[str]] = {}
-    images: dict[str, str] = {}
-    for r in _desired(loaded):
-        if r.role is Role.HELPER:
-            keys[r.group] = sorted(r.config["sysctls"])
-            images[r.group] = r.extra["image"]
-    return keys, images
-
-
-def _make_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
-               destroy: bool = False) -> "Plan":
-    return _observe_and_plan(args, loaded, engine, destroy)[0]
-
-
-def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
-                      destroy: bool = False) -> "tuple[Plan, Observed]":
-    from stackctl.plan import make_plan
-
-    keys, images = _observe_inputs(loaded)
-    refresh = getattr(args, "refresh", True)
-    # A saved plan (plan --out) is checked against a fresh observe when applied: both
-    # inspect every container, so that check sees a member restarted in between.
-    inspect_all = refresh == "full" or bool(getattr(args, "out", None))
-    observed = engine.observe(loaded.stack.name, keys, refresh=bool(refresh), helper_images=images,
-                              inspect_all=inspect_all)
-    plan = make_plan(_desired(loaded), observed, destroy=destroy,
-                     replace=getattr(args, "replace", None) or (),
-                     targets=getattr(args, "target", None) or ())
-    return plan, observed
-
-
-def _engine() -> "Engine":
-    from stackctl.engine import connect
-
-    return connect()
-
-
-def _images_of(loaded: "LoadedSpec") -> list[str]:
-    """Images a lock container can be made from: the stack's own, which exist locally."""
-    return list(dict.fromkeys(image for r in _desired(loaded) for image in r.images))
-
-
-def _lock(engine: "Engine", stack: str, images: list[str], operation: str, timeout: float) -> Any:
-    """Take the stack lock, waiting up to ``timeout`` seconds for another holder."""
-    import time
-
-    from stackctl.errors import LockError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return engine.lock(stack, images, operation)
-        except LockError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
+    return PlanOptions(refresh=getattr(args, "refresh", True), destroy=destroy,
+                       replace=tuple(getattr(args, "replace", None) or ()),
+                       targets=tuple(getattr(args, "target", None) or ()),
+                       for_saved_plan=bool(getattr(args, "out", None)))
 
 
 def _confirm(out: _Out, question: str, auto_approve: bool) -> bool:
@@ -170,31 +103,55 @@ def _printer(out: _Out) -> Callable[["Event"], None]:
     return on_event
 
 
-def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str) -> int:
-    from stackctl.apply import Applier
-    from stackctl.errors import StackctlError
-
-    missing = engine.missing_images(plan.images())
-    if missing:
-        raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
-            f"{image}: {cause}" for image, cause in sorted(missing.items())))
-
-    stop = threading.Event()
+@contextlib.contextmanager
+def _signals(out: _Out, cancel: "Cancel") -> Iterator[None]:
+    """While a command that changes the engine runs: a first SIGINT or SIGTERM during
+    execution finishes the steps under way and starts none; a signal at any other moment,
+    or a second one, aborts at once (the lock is released on the way out)."""
 
     def interrupted(signum: int, _: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        out.error(f"{signal.Signals(signum).name}: finishing the steps under way, starting no "
-                  "new ones (send again to abort at once)")
+        if cancel.executing and not cancel.stop.is_set():
+            cancel.stop.set()
+            out.error(f"{signal.Signals(signum).name}: finishing the steps under way, starting "
+                      "no new ones (send again to abort at once)")
+            return
+        cancel.stop.set()
+        cancel.abort.set()
+        raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        Applier(engine, plan, parallelism, _printer(out), stop).run()
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    s = plan.summary
+
+
+def _approver(out: _Out, args: argparse.Namespace, verb: str, question: str
+              ) -> "Callable[[Plan], bool]":
+    """Show the plan, then ask (unless --auto-approve)."""
+    from stackctl.render.human import render_plan
+
+    def approve(plan: "Plan") -> bool:
+        out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
+        out.say()
+        if not _confirm(out, question, args.auto_approve):
+            out.say(f"{verb.capitalize()} cancelled.")
+            return False
+        return True
+
+    return approve
+
+
+def _finish(out: _Out, args: argparse.Namespace, outcome: "Outcome", verb: str) -> int:
+    from stackctl.render.human import render_plan
+
+    if not outcome.approved:
+        return EXIT_ERROR
+    if not outcome.executed:  # nothing to do: the plan was not shown yet
+        out.say(render_plan(outcome.plan, out.colour, refreshed=bool(args.refresh)), end="")
+        return EXIT_OK
+    s = outcome.plan.summary
     out.say()
     if verb == "destroy":
         out.say(f"Destroy complete! Resources: {s.destroy} destroyed.")
@@ -203,24 +160,11 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
     return EXIT_OK
 
 
-def _review_and_execute(out: _Out, args: argparse.Namespace, engine: "Engine", plan: "Plan",
-                        verb: str, question: str) -> int:
-    """Show the plan, ask (unless --auto-approve), then execute it."""
-    from stackctl.render.human import render_plan
-
-    out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
-    if plan.summary.empty:
-        return EXIT_OK
-    out.say()
-    if not _confirm(out, question, args.auto_approve):
-        out.say(f"{verb.capitalize()} cancelled.")
-        return EXIT_ERROR
-    return _execute(out, engine, plan, args.parallelism, verb)
-
-
 # -------------------------------------------------------------------- commands
 def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
-    loaded = _load(args.path)
+    from stackctl.session import load
+
+    loaded = load(args.path)
     stack = loaded.stack
     members = sum(len(g.members) for g in stack.groups.values())
     out.say(f"Success! The spec is valid: stack {stack.name!r}, {len(stack.groups)} "
@@ -239,21 +183,18 @@ def cmd_schema(args: argparse.Namespace, out: _Out) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
-    from stackctl.plan import file as planfile
     from stackctl.render.human import render_plan
     from stackctl.render.json_plan import render_json
+    from stackctl.session import save_plan
 
-    loaded = _load(args.path)
-    engine = _engine()
-    plan = _make_plan(args, loaded, engine, destroy=args.destroy)
+    session = _session(args.path)
+    plan = session.plan(_plan_options(args, destroy=args.destroy))
     if args.json:
         out.say(render_json(plan), end="")
     else:
         out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh)), end="")
     if args.out:
-        keys, images = _observe_inputs(loaded)
-        with open(args.out, "w") as fh:
-            fh.write(planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
+        save_plan(session, plan, args.out, refresh=bool(args.refresh))
         if not args.json:
             out.say(f"\nSaved the plan to {args.out}. To perform exactly these actions, run:\n"
                     f"    stackctl apply {args.out}")
@@ -265,57 +206,62 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
 def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.errors import StackctlError
     from stackctl.plan import file as planfile
+    from stackctl.session import Cancel, apply_saved, converge
 
+    cancel = Cancel()
     if planfile.is_plan_file(args.path):
         if args.target or args.replace:
             raise StackctlError("--target and --replace belong to `stackctl plan`; a saved "
                                 "plan is applied exactly as it was made")
-        plan, keys, images, refresh = planfile.load(args.path)
-        engine = _engine()
-        with _lock(engine, plan.stack, plan.images(needed_only=False), "apply", args.lock_timeout):
-            observed = engine.observe(plan.stack, keys, refresh=refresh, helper_images=images,
-                                      inspect_all=True)
-            planfile.check_current(args.path, plan, observed)
-            if plan.summary.empty:
-                out.say("No changes. The saved plan has nothing to do.")
-                return EXIT_OK
-            return _execute(out, engine, plan, args.parallelism,
-                            "destroy" if plan.destroy else "apply")
+        from stackctl.engine import connect
 
-    loaded = _load(args.path)
-    engine = _engine()
-    with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
-        plan = _make_plan(args, loaded, engine)
-        return _review_and_execute(out, args, engine, plan, "apply",
-                                   "Do you want to perform these actions?")
+        with _signals(out, cancel):
+            outcome = apply_saved(args.path, connect(), parallelism=args.parallelism,
+                                  lock_timeout=args.lock_timeout, on_event=_printer(out),
+                                  on_notice=out.error, cancel=cancel)
+        if not outcome.executed:
+            out.say("No changes. The saved plan has nothing to do.")
+            return EXIT_OK
+        return _finish(out, args, outcome, "destroy" if outcome.plan.destroy else "apply")
+
+    session = _session(args.path)
+    with _signals(out, cancel):
+        outcome = converge(session, _plan_options(args), parallelism=args.parallelism,
+                           approve=_approver(out, args, "apply",
+                                             "Do you want to perform these actions?"),
+                           lock_timeout=args.lock_timeout, on_event=_printer(out),
+                           on_notice=out.error, cancel=cancel)
+    return _finish(out, args, outcome, "apply")
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.session import Cancel, converge
 
-    loaded = _load(args.path)
-    engine = _engine()
+    session = _session(args.path)
     args.refresh = False  # live sysctls do not matter to a destroy
-    with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
-        plan = _make_plan(args, loaded, engine, destroy=True)
-        return _review_and_execute(out, args, engine, plan, "destroy", "Do you really want to "
-                                   f"destroy every container of stack {plan.stack!r}?")
+    cancel = Cancel()
+    question = f"Do you really want to destroy every container of stack {session.stack!r}?"
+    with _signals(out, cancel):
+        outcome = converge(session, _plan_options(args, destroy=True), operation="destroy",
+                           parallelism=args.parallelism, lock_timeout=args.lock_timeout,
+                           approve=_approver(out, args, "destroy", question),
+                           on_event=_printer(out), on_notice=out.error, cancel=cancel)
+    return _finish(out, args, outcome, "destroy")
 
 
 def cmd_force_unlock(args: argparse.Namespace, out: _Out) -> int:
-    loaded = _load(args.path)
-    engine = _engine()
-    if engine.force_unlock(loaded.stack.name):
-        out.say(f"Released the lock of stack {loaded.stack.name!r}.")
+    session = _session(args.path)
+    if session.engine.force_unlock(session.stack):
+        out.say(f"Released the lock of stack {session.stack!r}.")
     else:
-        out.say(f"Stack {loaded.stack.name!r} was not locked.")
+        out.say(f"Stack {session.stack!r} was not locked.")
     return EXIT_OK
 
 
 def cmd_graph(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.render.dot import render_dot
 
-    loaded = _load(args.path)
-    plan = _make_plan(args, loaded, _engine(), destroy=args.destroy)
+    plan = _session(args.path).plan(_plan_options(args, destroy=args.destroy))
     out.say(render_dot(plan), end="")
     return EXIT_OK
 
@@ -325,13 +271,12 @@ def cmd_status(args: argparse.Namespace, out: _Out) -> int:
 
     from stackctl.render.status import render_status, status_document
 
-    loaded = _load(args.path)
-    plan, observed = _observe_and_plan(args, loaded, _engine())
+    session = _session(args.path)
+    plan, observed = session.observe_and_plan(_plan_options(args))
     if args.json:
-        doc = status_document(plan, observed, _desired(loaded))
-        out.say(json.dumps(doc, indent=2))
+        out.say(json.dumps(status_document(plan, observed, session.desired()), indent=2))
     else:
-        out.say(render_status(plan, observed, _desired(loaded)), end="")
+        out.say(render_status(plan, observed, session.desired()), end="")
     return EXIT_OK
 
 
