@@ -105,21 +105,26 @@ def _printer(out: _Out) -> Callable[["Event"], None]:
 
 @contextlib.contextmanager
 def _signals(out: _Out, cancel: "Cancel") -> Iterator[None]:
-    """While a command that changes the engine runs: a first SIGINT or SIGTERM during
-    execution finishes the steps under way and starts none; a signal at any other moment,
-    or a second one, aborts at once (the lock is released on the way out)."""
+    """While a command that changes the engine runs: a first SIGINT, SIGTERM or SIGHUP (a
+    closed ssh session) during execution finishes the steps under way and starts none; a
+    signal at any other moment (e.g. at the prompt), or a second one, aborts at once:
+    running helpers are removed and the lock is released on the way out."""
 
     def interrupted(signum: int, _: Any) -> None:
         if cancel.executing and not cancel.stop.is_set():
             cancel.stop.set()
-            out.error(f"{signal.Signals(signum).name}: finishing the steps under way, starting "
-                      "no new ones (send again to abort at once)")
+            try:  # after SIGHUP the terminal may be gone
+                out.error(f"{signal.Signals(signum).name}: finishing the steps under way, "
+                          "starting no new ones (send again to abort at once)")
+            except OSError:
+                pass
             return
         cancel.stop.set()
         cancel.abort.set()
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interrupted)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -251,7 +256,7 @@ def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
 
 def cmd_force_unlock(args: argparse.Namespace, out: _Out) -> int:
     session = _session(args.path)
-    if session.engine.force_unlock(session.stack):
+    if session.engine.force_unlock(session.stack, args.lock_id or ""):
         out.say(f"Released the lock of stack {session.stack!r}.")
     else:
         out.say(f"Stack {session.stack!r} was not locked.")
@@ -391,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("force-unlock",
                         help="release a stack lock left behind by a killed stackctl")
     path_arg(sp)
+    sp.add_argument("--lock-id", metavar="ID",
+                    help="the lock's ID (shown when the lock refuses): needed unless its "
+                         "holder is known to be gone from this host")
     sp.set_defaults(func=cmd_force_unlock)
 
     sp = sub.add_parser("graph", help="print the plan's dependency graph as DOT")

@@ -152,7 +152,12 @@ def take_lock(engine: "Engine", stack: str, images: list[str], operation: str,
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return engine.lock(stack, images, operation)
+            lock = engine.lock(stack, images, operation)
+            if lock.took_over is not None and on_notice is not None:
+                h = lock.took_over
+                on_notice(f"took over the lock of stack {stack!r} left by a stackctl that is "
+                          f"gone ({h.text}): {h.why}")
+            return lock
         except LockError:
             if time.monotonic() >= deadline or (cancel is not None and cancel.stop.is_set()):
                 raise
@@ -176,6 +181,14 @@ def execute(engine: "Engine", plan: "Plan", parallelism: int = 10,
     cancel.executing = True
     try:
         Applier(engine, plan, parallelism, on_event, cancel.stop).run()
+    except BaseException as exc:
+        if cancel.abort.is_set() or isinstance(exc, KeyboardInterrupt):
+            # Aborted (a second signal): the steps under way are not waited for, so make
+            # sure none of them writes from now on, and that no helper is left writing
+            # after the caller releases the lock.
+            cancel.abort.set()
+            engine.abort(plan.stack)
+        raise
     finally:
         cancel.executing = False
 

@@ -140,5 +140,13 @@ class Engine:
     def lock(self, stack: str, images: Iterable[str], operation: str) -> "StackLock":
         return self.actions.lock(stack, images, operation)
 
-    def force_unlock(self, stack: str) -> bool:
-        return self.actions.force_unlock(stack)
+    def force_unlock(self, stack: str, lock_id: str = "") -> bool:
+        return self.actions.force_unlock(stack, lock_id)
+
+    def abort(self, stack: str) -> list[str]:
+        """Refuse every later write and remove the stack's running helpers (see
+        DockerActions.abort). Nothing to do when this run has not written at all."""
+        with self._actions_lock:
+            if self._actions is None:
+                return []
+        return self.actions.abort(stack)
