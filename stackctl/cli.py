@@ -35,6 +35,14 @@ class _Out:
         sys.stdout.write(text + end)
         sys.stdout.flush()
 
+    def line(self, text: str) -> None:
+        """One log line of the agent; a closed stdout must not stop it."""
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+
     def error(self, text: str) -> None:
         colour = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
         head = "\x1b[31;1mError:\x1b[0m" if colour else "Error:"
@@ -167,14 +175,50 @@ def _finish(out: _Out, args: argparse.Namespace, outcome: "Outcome", verb: str) 
 
 # -------------------------------------------------------------------- commands
 def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.errors import SpecError
     from stackctl.session import load
+    from stackctl.spec.repo import is_repo, stack_paths
 
-    loaded = load(args.path)
-    stack = loaded.stack
-    members = sum(len(g.members) for g in stack.groups.values())
-    out.say(f"Success! The spec is valid: stack {stack.name!r}, {len(stack.groups)} "
-            f"group(s), {members} member(s), from {len(loaded.files)} file(s).")
+    repo = is_repo(args.path)
+    invalid = 0
+    for path in stack_paths(args.path):
+        try:
+            loaded = load(path)
+        except SpecError as exc:
+            if not repo:
+                raise
+            invalid += 1
+            out.error(str(exc))
+            continue
+        stack = loaded.stack
+        members = sum(len(g.members) for g in stack.groups.values())
+        where = f" ({path})" if repo else ""
+        out.say(f"Success! The spec is valid: stack {stack.name!r}{where}, {len(stack.groups)} "
+                f"group(s), {members} member(s), from {len(loaded.files)} file(s).")
+    if repo and invalid:
+        out.error(f"{invalid} of {len(stack_paths(args.path))} stacks in {args.path} are invalid")
+        return EXIT_ERROR
     return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, out: _Out) -> int:
+    """Run the agent until SIGTERM/SIGINT (exit 0); SIGHUP re-reads the PATHs."""
+    from stackctl.agent import Agent, Options
+    from stackctl.agent.log import Log
+
+    listen = None
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise _usage(f"--listen: expected HOST:PORT, e.g. 127.0.0.1:9469, got {args.listen!r}")
+        listen = (host.strip("[]") or "0.0.0.0", int(port))
+    agent = Agent(Options(paths=tuple(args.paths), interval=args.interval, git=args.git,
+                          prune=args.prune, listen=listen, parallelism=args.parallelism),
+                  Log(out.line, args.log_format))
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    signal.signal(signal.SIGHUP, lambda *_: agent.reload())
+    return agent.run()
 
 
 def cmd_schema(args: argparse.Namespace, out: _Out) -> int:
@@ -304,6 +348,21 @@ def _refresh(text: str) -> "bool | str":
         raise argparse.ArgumentTypeError(f"expected true, false or full, got {text!r}") from None
 
 
+def _usage(message: str) -> Exception:
+    from stackctl.errors import StackctlError
+
+    return StackctlError(message)
+
+
+def _duration(text: str) -> float:
+    from stackctl.agent.options import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -347,8 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "skip them; full: also inspect every member container (sees a "
                              "member's restart policy changed with `docker update`)")
 
-    sp = sub.add_parser("validate", help="check a spec offline; no engine needed")
-    path_arg(sp)
+    sp = sub.add_parser("validate", help="check a spec, or a repo of stacks, offline; no "
+                        "engine needed")
+    path_arg(sp, "spec file or directory, or a directory of stack directories")
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("schema", help="print the JSON Schema of the spec format, for editors")
@@ -400,6 +460,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the lock's ID (shown when the lock refuses): needed unless its "
                          "holder is known to be gone from this host")
     sp.set_defaults(func=cmd_force_unlock)
+
+    sp = sub.add_parser("watch", help="run unattended: converge and heal the stacks "
+                        "continuously (GitOps agent)")
+    sp.add_argument("paths", nargs="+", metavar="PATH",
+                    help="a stack, or a directory of stacks (each subdirectory with *.toml)")
+    sp.add_argument("--interval", type=_duration, default=60.0, metavar="DURATION",
+                    help="full re-plan of every stack this often: 60, 30s, 5m (default: 60s)")
+    sp.add_argument("--git", action="store_true",
+                    help="each interval, fetch and fast-forward the checkout to its upstream")
+    sp.add_argument("--prune", action="store_true",
+                    help="destroy a stack whose directory disappeared (default: report it)")
+    sp.add_argument("--listen", metavar="HOST:PORT",
+                    help="serve /metrics (Prometheus) and /healthz here")
+    sp.add_argument("--log-format", choices=("text", "json"), default="text",
+                    help="log lines as text (default) or JSON lines")
+    sp.add_argument("--parallelism", type=_positive, default=4, metavar="N",
+                    help="converge at most N stacks at once (default: 4)")
+    sp.set_defaults(func=cmd_watch)
 
     sp = sub.add_parser("graph", help="print the plan's dependency graph as DOT")
     path_arg(sp)

@@ -70,8 +70,13 @@ def stack_name(docker_client) -> Iterator[str]:
     """A fresh stack name; every container labelled with it is removed afterwards."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
+    import docker.errors
+
     for c in docker_client.containers.list(all=True, filters={"label": f"stackctl.stack={name}"}):
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass  # removed meanwhile (a container listed while its removal finished)
 
 
 @pytest.fixture

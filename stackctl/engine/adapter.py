@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 
 from stackctl.engine import facts, namespaces
 from stackctl.engine.socket_api import ApiError, SocketApi
@@ -55,6 +55,12 @@ class _SocketReader:
         except ApiError as exc:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {exc}") from None
         return list(listed or [])
+
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        return self.api.stream("/events", {"filters": json.dumps(filters)})
+
+    def ping(self) -> None:
+        self.api.ping()
 
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
@@ -101,6 +107,15 @@ class Engine:
             local_namespaces=self.local_namespaces,
             helper_read=lambda *a: self.actions.read_by_helper(*a),
             helper_images=helper_images or {})
+
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        """The engine's event stream, filtered (``/events``): one dict per event, until the
+        engine closes it. For the watch agent; a command never follows events."""
+        return self.reader.events(filters)  # type: ignore[attr-defined]
+
+    def ping(self) -> None:
+        """Raise EngineUnavailable unless the engine answers."""
+        self.reader.ping()  # type: ignore[attr-defined]
 
     # --------------------------------------------------------------- actions
     def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:

@@ -13,7 +13,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import docker
 import docker.errors
@@ -69,6 +69,26 @@ class DockerPyReader:
             return self.api.containers(all=True, filters={"label": f"{LABEL_STACK}={stack}"})
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the containers of stack {stack!r}: {_explain(exc)}") from None
+
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        """The engine's filtered event stream (the watch agent on a remote engine)."""
+        try:
+            stream = self.api.events(decode=True, filters=dict(filters))
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"cannot follow the engine's events: {_explain(exc)}") from None
+
+        def follow() -> Iterator[dict[str, Any]]:
+            try:
+                yield from stream
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                return  # the engine went away: the caller reopens the stream
+        return follow()
+
+    def ping(self) -> None:
+        try:
+            self.api.ping()
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"the engine does not answer: {_explain(exc)}") from None
 
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
