@@ -176,27 +176,25 @@ def _finish(out: _Out, args: argparse.Namespace, outcome: "Outcome", verb: str) 
 # -------------------------------------------------------------------- commands
 def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.errors import SpecError
-    from stackctl.session import load
-    from stackctl.spec.repo import is_repo, stack_paths
+    from stackctl.spec.repo import is_repo, load_all
 
     repo = is_repo(args.path)
+    results = load_all(args.path)
     invalid = 0
-    for path in stack_paths(args.path):
-        try:
-            loaded = load(path)
-        except SpecError as exc:
+    for path, loaded in results:
+        if isinstance(loaded, SpecError):
             if not repo:
-                raise
+                raise loaded
             invalid += 1
-            out.error(str(exc))
+            out.error(str(loaded))
             continue
         stack = loaded.stack
         members = sum(len(g.members) for g in stack.groups.values())
         where = f" ({path})" if repo else ""
         out.say(f"Success! The spec is valid: stack {stack.name!r}{where}, {len(stack.groups)} "
                 f"group(s), {members} member(s), from {len(loaded.files)} file(s).")
-    if repo and invalid:
-        out.error(f"{invalid} of {len(stack_paths(args.path))} stacks in {args.path} are invalid")
+    if invalid:
+        out.error(f"{invalid} of {len(results)} stacks in {args.path} are invalid")
         return EXIT_ERROR
     return EXIT_OK
 

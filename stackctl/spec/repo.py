@@ -9,9 +9,12 @@ Only the layout is decided here; each stack is loaded and validated on its own.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from stackctl.errors import Problem, SpecError
+
+if TYPE_CHECKING:
+    from stackctl.spec.load import LoadedSpec
 
 
 def _has_toml(d: Path) -> bool:
@@ -46,3 +49,29 @@ def repo_stacks(path: Union[str, Path]) -> list[Path]:
                                  "pass a stack or a directory of stacks")])
     return sorted(d for d in p.iterdir()
                   if d.is_dir() and not d.name.startswith(".") and _has_toml(d))
+
+
+def load_all(path: Union[str, Path]) -> "list[tuple[Path, Union[LoadedSpec, SpecError]]]":
+    """Every stack at ``path``, loaded, or the error that stopped it. Two stacks of one repo
+    declaring the same ``[stack] name`` are both errors: they would manage the same
+    containers."""
+    from stackctl.spec.load import load
+
+    results: list[tuple[Path, Union[LoadedSpec, SpecError]]] = []
+    for p in stack_paths(path):
+        try:
+            results.append((p, load(p)))
+        except SpecError as exc:
+            results.append((p, exc))
+    first: dict[str, Path] = {}
+    for i, (p, r) in enumerate(results):
+        if isinstance(r, SpecError):
+            continue
+        name = r.stack.name
+        if name in first:
+            results[i] = (p, SpecError([Problem(
+                r.files[0], "stack.name", f"stack {name!r} is also declared by {first[name]}",
+                "give each stack of a repo its own name")]))
+        else:
+            first[name] = p
+    return results

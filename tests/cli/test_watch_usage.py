@@ -89,3 +89,12 @@ def test_watch_waits_for_an_unreachable_engine_and_exits_0_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_validate_a_repo_refuses_two_stacks_with_one_name(tmp_path):
+    repo = _repo(tmp_path)
+    text = (repo / "alpha" / "stack.toml").read_text()
+    (repo / "beta" / "stack.toml").write_text(text)
+    result = run_cli("validate", str(repo))
+    assert result.returncode == 1
+    assert "beta/stack.toml: stack.name: stack 'alpha' is also declared by" in result.stderr
