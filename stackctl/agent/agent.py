@@ -90,7 +90,13 @@ class Agent:
         self._checkouts: dict[Path, Checkout] = {}
         self.server: Optional[Server] = None
         if options.listen:
-            self.server = Server(options.listen[0], options.listen[1], self.metrics, self.health)
+            host, port = options.listen
+            try:
+                self.server = Server(host, port, self.metrics, self.health)
+            except OSError as exc:
+                raise StackctlError(f"--listen {host}:{port}: cannot serve /metrics and /healthz "
+                                    f"there: {exc.strerror or exc} (pick a free port, or an "
+                                    "address of this host)") from None
 
     # ------------------------------------------------------------- control
     def stop(self) -> None:

@@ -98,3 +98,16 @@ def test_validate_a_repo_refuses_two_stacks_with_one_name(tmp_path):
     result = run_cli("validate", str(repo))
     assert result.returncode == 1
     assert "beta/stack.toml: stack.name: stack 'alpha' is also declared by" in result.stderr
+
+
+def test_listen_on_a_taken_port_is_one_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_cli("watch", str(_repo(tmp_path)), "--listen", f"127.0.0.1:{port}",
+                         env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"--listen 127.0.0.1:{port}: cannot serve /metrics and /healthz there" in result.stderr
