@@ -59,6 +59,7 @@ class StackState:
     reason: str = ""
     running: bool = False
     again: bool = False  # triggered while converging: converge once more afterwards
+    retry: Optional[tuple[str, float]] = None  # asked by the converge: (reason, delay)
     files: Fingerprint = ()
     removed: bool = False  # its directory is gone (and, with --prune, it was destroyed)
     pruning: bool = False  # gone, and --prune asks for its destruction
@@ -347,17 +348,33 @@ class Agent:
         except Exception as exc:  # a bug must not kill the worker, nor stall the stack
             with self._mu:
                 st.state, st.last_error = "failing", f"internal error: {exc!r}"
+                st.failures += 1
+                st.retry = ("retry after failure", self._backoff(st))
             self.log("error", st.key, reason=f"internal error: {exc!r}")
         finally:
             with self._mu:
-                st.running = False
-                if st.again and not self.cancel.stop.is_set():
-                    st.again = False
-                    self._schedule(st, st.reason or "triggered while converging",
-                                   self.o.debounce)
-                else:
-                    st.again = False
+                self._settle(st, time.monotonic())
                 self._wake.set()
+
+    def _backoff(self, st: StackState) -> float:
+        """1 s, 2 s, 4 s, ... up to 5 min after the 1st, 2nd, 3rd, ... failure in a row."""
+        return float(min(self.o.backoff_min * 2 ** max(0, st.failures - 1), self.o.backoff_max))
+
+    def _settle(self, st: StackState, now: float) -> None:
+        """After a converge (caller holds self._mu): schedule the retry it asked for (a
+        failure's backoff, a lock's wait), else one more converge if something happened
+        meanwhile. Events during a backoff wait for it: never a hot loop."""
+        st.running = False
+        retry, st.retry = st.retry, None
+        again, st.again = st.again, False
+        if self.cancel.stop.is_set():
+            return
+        if retry is not None:
+            st.reason = st.reason or retry[0]
+            st.due = now + retry[1]
+            st.first_trigger = None
+        elif again:
+            self._schedule(st, st.reason or "triggered while converging", self.o.debounce)
 
     def _converge_once(self, st: StackState) -> None:
         assert self.engine is not None
@@ -413,7 +430,7 @@ class Agent:
         except LockError as exc:
             with self._mu:
                 st.state, st.last_error = "locked", str(exc)
-                self._schedule(st, reason or "retry: locked", self.o.lock_retry)
+                st.retry = (reason or "retry: locked", self.o.lock_retry)
                 if event_since is not None:
                     st.event_since = event_since
             self.metrics.converges.labels(name, "locked").inc()
@@ -427,10 +444,9 @@ class Agent:
         except StackctlError as exc:
             with self._mu:
                 st.failures += 1
-                wait = min(self.o.backoff_min * 2 ** (st.failures - 1), self.o.backoff_max)
+                wait = self._backoff(st)
                 st.state, st.last_error = "failing", str(exc)
-                if not self.cancel.stop.is_set():
-                    self._schedule(st, "retry after failure", wait)
+                st.retry = ("retry after failure", wait)
             self.metrics.converges.labels(name, "failed").inc()
             self.metrics.failures.labels(name).inc()
             self.metrics.in_sync.labels(name).set(0)
@@ -467,8 +483,7 @@ class Agent:
             with self._mu:
                 st.failures += 1
                 st.state, st.last_error = "failing", str(exc)
-                wait = min(self.o.backoff_min * 2 ** (st.failures - 1), self.o.backoff_max)
-                self._schedule(st, "prune", wait)
+                st.retry = ("prune", self._backoff(st))
             self.log("prune-failed", name, error=str(exc))
             return
         with self._mu:

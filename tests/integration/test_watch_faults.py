@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,12 @@ def test_failing_stack_backs_off_while_the_others_converge(docker_client, tmp_pa
         waits = [re.search(r"retrying in (\S+)s", r["reason"]).group(1)  # type: ignore[union-attr]
                  for r in a.events("converge-failed")[:3]]
         assert waits == ["1", "2", "4"], a.dump()
+        # ... and the retries really wait that long: no hot loop (a lower bound by
+        # construction, not a speed claim).
+        stamps = [datetime.fromisoformat(r["time"].replace("Z", "+00:00"))
+                  for r in a.events("converge-failed")[:3]]
+        gaps = [(later - earlier).total_seconds() for earlier, later in zip(stamps, stamps[1:])]
+        assert gaps[0] >= 1.0 and gaps[1] >= 2.0, gaps
         assert "already in use" in a.events("converge-failed")[0]["error"]
         doc = a.stack(bad)
         assert doc["state"] == "failing" and doc["failures"] >= 3

@@ -91,3 +91,31 @@ def test_triggers_during_a_converge_ask_for_one_more():
     agent, st = _agent(), StackState(path=Path("x"), running=True)
     agent._schedule(st, "engine event: x start", event=True)
     assert st.again and st.due is None and st.event_since is not None
+
+
+def test_after_a_failure_the_retry_waits_out_the_backoff_even_with_events_meanwhile():
+    agent, st = _agent(), StackState(path=Path("x"), running=True)
+    now = 1000.0
+    waits = []
+    for failures in range(1, 12):
+        st.running, st.failures = True, failures
+        st.retry = ("retry after failure", agent._backoff(st))
+        agent._schedule(st, "engine event: x die", event=True)  # arrives mid-converge
+        agent._settle(st, now)
+        assert not st.running and not st.again
+        waits.append(st.due - now)
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+
+
+def test_a_locked_stack_is_tried_again_after_the_lock_wait():
+    agent, st = _agent(), StackState(path=Path("x"), running=True)
+    st.retry = ("retry: locked", agent.o.lock_retry)
+    agent._settle(st, 50.0)
+    assert st.due == 50.0 + agent.o.lock_retry
+
+
+def test_without_a_retry_an_event_during_the_converge_asks_for_one_more_after_it():
+    agent, st = _agent(), StackState(path=Path("x"), running=True)
+    agent._schedule(st, "engine event: x start", event=True)
+    agent._settle(st, time.monotonic())
+    assert st.due is not None and st.due <= time.monotonic() + agent.o.debounce
