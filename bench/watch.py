@@ -133,7 +133,7 @@ def heal_latency(api: Any, work: Path, restarts: int) -> dict[str, Any]:
         "[groups.web.members.httpd]", f'image = "{stacks.MEMBER_IMAGE}"',
         f"command = {json.dumps(stacks.WEB_COMMAND)}", "init = true", ""]))
     agent = start_agent([str(work / "heal"), "--listen", f"127.0.0.1:{listen}"])
-    end_to_end, restart_call, agent_heal = [], [], []
+    end_to_end, restart_call, after_restart, agent_heal = [], [], [], []
     try:
         wait("the first converge", lambda: serves(port)
              and healthz(listen).get("stacks", {}).get(HEAL_STACK, {}).get("state") == "in-sync")
@@ -151,6 +151,7 @@ def heal_latency(api: Any, work: Path, restarts: int) -> dict[str, Any]:
             t2 = time.perf_counter()
             end_to_end.append(t2 - t0)
             restart_call.append(t1 - t0)
+            after_restart.append(t2 - t1)
             wait("the agent's heal recorded", lambda: metric(listen, "stackctl_heal_seconds_count")
                  > before_count)
             agent_heal.append(metric(listen, "stackctl_heal_seconds_sum") - before_sum)
@@ -168,7 +169,8 @@ def heal_latency(api: Any, work: Path, restarts: int) -> dict[str, Any]:
                 "max": round(max(xs), 3), "mean": round(statistics.mean(xs), 3)}
 
     return {"restarts": restarts, "agent_exit": rc, "end_to_end": summary(end_to_end),
-            "restart_call": summary(restart_call), "agent_heal": summary(agent_heal),
+            "restart_call": summary(restart_call), "after_restart": summary(after_restart),
+            "agent_heal": summary(agent_heal), "load_average": os.getloadavg()[0],
             "samples_end_to_end": [round(x, 3) for x in end_to_end]}
 
 
