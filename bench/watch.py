@@ -102,13 +102,16 @@ def cleanup(api: Any, stack: str) -> None:
             pass
 
 
-def start_agent(args: list[str], counts: Path | None = None) -> subprocess.Popen[str]:
+def start_agent(args: list[str], counts: Path | None = None,
+                log_file: Path | None = None) -> subprocess.Popen[str]:
     """The agent as `python -m stackctl watch`, or, with ``counts``, through
-    bench/agent_counted.py, which writes its request and process counts there each second."""
+    bench/agent_counted.py, which writes its request and process counts there each second.
+    Its log lines go to ``log_file`` (kept in the bench's output as ``agent_log_tail``)."""
     entry = [str(REPO / "bench" / "agent_counted.py"), str(counts)] if counts else ["-m", "stackctl"]
+    out = open(log_file, "w") if log_file else subprocess.DEVNULL
     return subprocess.Popen([sys.executable, *entry, "watch", *args, "--log-format", "json"],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=out, stderr=subprocess.PIPE, text=True)
 
 
 def stop_agent(proc: subprocess.Popen[str]) -> int:
@@ -132,7 +135,8 @@ def heal_latency(api: Any, work: Path, restarts: int) -> dict[str, Any]:
         'sysctls = { "net.core.somaxconn" = 1024 }',
         "[groups.web.members.httpd]", f'image = "{stacks.MEMBER_IMAGE}"',
         f"command = {json.dumps(stacks.WEB_COMMAND)}", "init = true", ""]))
-    agent = start_agent([str(work / "heal"), "--listen", f"127.0.0.1:{listen}"])
+    agent = start_agent([str(work / "heal"), "--listen", f"127.0.0.1:{listen}"],
+                        log_file=work / "heal-agent.log")
     end_to_end, restart_call, after_restart, agent_heal = [], [], [], []
     try:
         wait("the first converge", lambda: serves(port)
@@ -152,23 +156,31 @@ def heal_latency(api: Any, work: Path, restarts: int) -> dict[str, Any]:
             end_to_end.append(t2 - t0)
             restart_call.append(t1 - t0)
             after_restart.append(t2 - t1)
-            wait("the agent's heal recorded", lambda: metric(listen, "stackctl_heal_seconds_count")
-                 > before_count)
-            agent_heal.append(metric(listen, "stackctl_heal_seconds_sum") - before_sum)
+            try:
+                wait("the agent's heal recorded", lambda: metric(
+                    listen, "stackctl_heal_seconds_count") > before_count, timeout=30)
+                agent_heal.append(metric(listen, "stackctl_heal_seconds_sum") - before_sum)
+            except RuntimeError:
+                log(f"round {i}: the port serves again, but the agent recorded no heal")
             wait("in sync", lambda: healthz(listen).get("stacks", {}).get(HEAL_STACK, {})
                  .get("state") == "in-sync")
             log(f"restart {i + 1}/{restarts}: serving again {t2 - t0:.2f}s after the restart "
-                f"request (restart call {t1 - t0:.2f}s, agent heal {agent_heal[-1]:.2f}s)")
+                f"request (restart call {t1 - t0:.2f}s, agent heal "
+                f"{agent_heal[-1] if agent_heal else float('nan'):.2f}s)")
             time.sleep(1.0)  # let the follow-up no-op plan finish: rounds are independent
     finally:
         rc = stop_agent(agent)
         cleanup(api, HEAL_STACK)
 
     def summary(xs: list[float]) -> dict[str, float]:
+        if not xs:
+            return {}
         return {"p50": round(pct(xs, 0.5), 3), "p95": round(pct(xs, 0.95), 3),
-                "max": round(max(xs), 3), "mean": round(statistics.mean(xs), 3)}
+                "max": round(max(xs), 3), "mean": round(statistics.mean(xs), 3), "n": len(xs)}
 
-    return {"restarts": restarts, "agent_exit": rc, "end_to_end": summary(end_to_end),
+    failed = [json.loads(line) for line in (work / "heal-agent.log").read_text().splitlines()
+              if '"converge-failed"' in line]
+    return {"restarts": restarts, "agent_exit": rc, "converge_failures": failed, "end_to_end": summary(end_to_end),
             "restart_call": summary(restart_call), "after_restart": summary(after_restart),
             "agent_heal": summary(agent_heal), "load_average": os.getloadavg()[0],
             "samples_end_to_end": [round(x, 3) for x in end_to_end]}

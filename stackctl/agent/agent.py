@@ -431,14 +431,14 @@ class Agent:
             with self._mu:
                 st.state, st.last_error = "locked", str(exc)
                 st.retry = (reason or "retry: locked", self.o.lock_retry)
-                if event_since is not None:
-                    st.event_since = event_since
+                st.event_since = st.event_since or event_since
             self.metrics.converges.labels(name, "locked").inc()
             self.log("locked", name, reason=f"{exc}; trying again in {self.o.lock_retry:g}s")
             return
         except EngineUnavailable as exc:
             with self._mu:
                 st.state, st.last_error = "waiting-for-engine", str(exc)
+                st.event_since = st.event_since or event_since
             self.log("engine-unavailable", name, reason=str(exc))
             return  # the event follower re-plans every stack when the engine is back
         except StackctlError as exc:
@@ -447,6 +447,8 @@ class Agent:
                 wait = self._backoff(st)
                 st.state, st.last_error = "failing", str(exc)
                 st.retry = ("retry after failure", wait)
+                # The heal is not over: its time runs on to the converge that succeeds.
+                st.event_since = st.event_since or event_since
             self.metrics.converges.labels(name, "failed").inc()
             self.metrics.failures.labels(name).inc()
             self.metrics.in_sync.labels(name).set(0)
