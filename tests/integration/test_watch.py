@@ -237,3 +237,29 @@ def test_two_agents_on_one_stack_never_duplicate_a_container(docker_client, stac
     names = [c.name for c in docker_client.containers.list(
         all=True, filters={"label": f"stackctl.stack={stack_name}"})]
     assert sorted(names) == sorted([f"{stack_name}-web", f"{stack_name}-web-httpd"]), names
+
+
+def test_sigterm_mid_converge_finishes_the_steps_under_way_and_exits_0(docker_client, tmp_path,
+                                                                       stack_name):
+    from support import SLEEPER, run_cli
+
+    d = tmp_path / "mid" / stack_name
+    d.mkdir(parents=True)
+    (d / "stack.toml").write_text(spec_text(stack_name, {
+        f"g{i}": {"sysctls": {"net.core.somaxconn": 900 + i}, "members": {"m": SLEEPER}}
+        for i in range(6)}))
+    a = Agent([tmp_path / "mid"])
+    try:
+        wait_for("the first step done", lambda: a.events("step-done"), a)
+        assert a.stop(signal.SIGTERM) == 0, a.dump()
+        assert a.events("stopped"), a.dump()
+        # Either the converge finished before the signal, or it stopped between steps:
+        # never another failure.
+        assert all("interrupted before" in r.get("error", "") for r in a.events("converge-failed"))
+        roles = sorted(c.labels["stackctl.role"] for c in docker_client.containers.list(
+            all=True, filters={"label": f"stackctl.stack={stack_name}"}))
+        assert "helper" not in roles and "lock" not in roles, roles
+        assert run_cli("apply", str(d), "--auto-approve").returncode == 0
+        assert run_cli("plan", str(d), "--detailed-exitcode").returncode == 0
+    finally:
+        a.stop(signal.SIGKILL)
