@@ -8,21 +8,20 @@ commands, so ``stackctl --help`` starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Optional, Sequence
 
 from stackctl import __version__
 
 if TYPE_CHECKING:
     from stackctl.apply import Event
     from stackctl.engine import Engine
-    from stackctl.observed import Observed
     from stackctl.plan.model import Plan
-    from stackctl.resources import Resource
-    from stackctl.spec import LoadedSpec
+    from stackctl.session import Cancel, Outcome, PlanOptions, Session
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -37,6 +36,14 @@ class _Out:
         sys.stdout.write(text + end)
         sys.stdout.flush()
 
+    def line(self, text: str) -> None:
+        """One log line of the agent; a closed stdout must not stop it."""
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+
     def error(self, text: str) -> None:
         colour = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
         head = "\x1b[31;1mError:\x1b[0m" if colour else "Error:"
@@ -46,85 +53,20 @@ class _Out:
 
 
 # --------------------------------------------------------------------- helpers
-def _load(path: str, names_only: bool = False) -> "LoadedSpec":
-    from stackctl.spec import load
+def _session(path: str, names_only: bool = False) -> "Session":
+    from stackctl.session import Session, load
 
-    return load(path, names_only=names_only)
-
-
-_DESIRED: dict[int, tuple["LoadedSpec", list["Resource"]]] = {}
+    return Session(load(path, names_only=names_only))
 
 
-def _desired(loaded: "LoadedSpec") -> "list[Resource]":
-    """The stack's desired resources, computed once per command (config hashes cost about
-    0.2 ms per group, and a command asks up to four times)."""
-    from stackctl.resources import desired
+def _plan_options(args: argparse.Namespace, destroy: bool = False) -> "PlanOptions":
+    from stackctl.session import PlanOptions
 
-    if id(loaded) not in _DESIRED:
-        _DESIRED[id(loaded)] = (loaded, desired(loaded.stack))
-    return _DESIRED[id(loaded)][1]
-
-
-def _observe_inputs(loaded: "LoadedSpec") -> tuple[dict[str, list[str]], dict[str, str]]:
-    from stackctl.resources import Role
-
-    keys: dict[str, list[str]] = {}
-    images: dict[str, str] = {}
-    for r in _desired(loaded):
-        if r.role is Role.HELPER:
-            keys[r.group] = sorted(r.config["sysctls"])
-            images[r.group] = r.extra["image"]
-    return keys, images
-
-
-def _make_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
-               destroy: bool = False) -> "Plan":
-    return _observe_and_plan(args, loaded, engine, destroy)[0]
-
-
-def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
-                      destroy: bool = False) -> "tuple[Plan, Observed]":
-    from stackctl.plan import make_plan
-
-    keys, images = _observe_inputs(loaded)
-    refresh = getattr(args, "refresh", True)
-    # A saved plan (plan --out) is checked against a fresh observe when applied: both
-    # inspect every container, so that check sees a member restarted in between.
-    inspect_all = refresh == "full" or bool(getattr(args, "out", None))
-    observed = engine.observe(loaded.stack.name, keys, refresh=bool(refresh), helper_images=images,
-                              inspect_all=inspect_all)
-    plan = make_plan(_desired(loaded), observed, destroy=destroy,
-                     replace=getattr(args, "replace", None) or (),
-                     targets=getattr(args, "target", None) or (),
-                     volumes=bool(getattr(args, "volumes", False)))
-    return plan, observed
-
-
-def _engine() -> "Engine":
-    from stackctl.engine import connect
-
-    return connect()
-
-
-def _images_of(loaded: "LoadedSpec") -> list[str]:
-    """Images a lock container can be made from: the stack's own, which exist locally."""
-    return list(dict.fromkeys(image for r in _desired(loaded) for image in r.images))
-
-
-def _lock(engine: "Engine", stack: str, images: list[str], operation: str, timeout: float) -> Any:
-    """Take the stack lock, waiting up to ``timeout`` seconds for another holder."""
-    import time
-
-    from stackctl.errors import LockError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return engine.lock(stack, images, operation)
-        except LockError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
+    return PlanOptions(refresh=getattr(args, "refresh", True), destroy=destroy,
+                       replace=tuple(getattr(args, "replace", None) or ()),
+                       targets=tuple(getattr(args, "target", None) or ()),
+                       for_saved_plan=bool(getattr(args, "out", None)),
+                       volumes=bool(getattr(args, "volumes", False)))
 
 
 def _confirm(out: _Out, question: str, auto_approve: bool, verb: str = "apply") -> bool:
@@ -172,43 +114,66 @@ def _printer(out: _Out) -> Callable[["Event"], None]:
     return on_event
 
 
-def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str,
-             wait_timeout: float = 300.0) -> int:
-    from stackctl.apply import Applier
-    from stackctl.errors import StackctlError
-
-    missing = engine.missing_images(plan.images())
-    if missing:
-        raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
-            f"{image}: {cause}" for image, cause in sorted(missing.items())))
-    from stackctl.plan import preflight
-
-    wanted = {(b.host_port, b.protocol) for _, b in preflight.new_bindings(plan)}
-    busy = preflight.port_conflicts(plan, engine.held_ports(wanted))
-    if busy:
-        raise StackctlError("host ports are in use, so nothing was changed (free them, or "
-                            "publish other host ports):\n" + "\n".join(busy))
-
-    stop = threading.Event()
+@contextlib.contextmanager
+def _signals(out: _Out, cancel: "Cancel") -> Iterator[None]:
+    """While a command that changes the engine runs: a first SIGINT, SIGTERM or SIGHUP (a
+    closed ssh session) during execution finishes the steps under way and starts none; a
+    signal at any other moment (e.g. at the prompt), or a second one, aborts at once:
+    running helpers are removed and the lock is released on the way out."""
 
     def interrupted(signum: int, _: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        out.error(f"{signal.Signals(signum).name}: finishing the steps under way, starting no "
-                  "new ones (send again to abort at once)")
+        if cancel.executing and not cancel.stop.is_set():
+            cancel.stop.set()
+            try:  # after SIGHUP the terminal may be gone
+                out.error(f"{signal.Signals(signum).name}: finishing the steps under way, "
+                          "starting no new ones (send again to abort at once)")
+            except OSError:
+                pass
+            return
+        cancel.stop.set()
+        cancel.abort.set()
+        raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interrupted)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        Applier(engine, plan, parallelism, _printer(out), stop, wait_timeout).run()
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    s = plan.summary
+
+
+def _approver(out: _Out, args: argparse.Namespace, verb: str, question: str
+              ) -> "Callable[[Plan], bool]":
+    """Show the plan, then ask (unless --auto-approve)."""
+    from stackctl.render.human import render_plan
+
+    def approve(plan: "Plan") -> bool:
+        out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh),
+                            targeted=bool(getattr(args, "target", None))), end="")
+        out.say()
+        if not _confirm(out, question, args.auto_approve, verb):
+            out.say(f"{verb.capitalize()} cancelled.")
+            return False
+        return True
+
+    return approve
+
+
+def _finish(out: _Out, args: argparse.Namespace, outcome: "Outcome", verb: str) -> int:
+    from stackctl.render.human import render_plan
+
+    if not outcome.approved:
+        return EXIT_ERROR
+    if not outcome.executed:  # nothing to do: the plan was not shown yet
+        out.say(render_plan(outcome.plan, out.colour, refreshed=bool(args.refresh),
+                            targeted=bool(getattr(args, "target", None))), end="")
+        return EXIT_OK
+    s = outcome.plan.summary
     out.say()
     if verb == "destroy":
         out.say(f"Destroy complete! Resources: {s.destroy} destroyed.")
-        kept = [str(c.container_name) for c in plan.changes
+        kept = [str(c.container_name) for c in outcome.plan.changes
                 if c.kind == "volume" and c.action.value == "no-op"]
         if kept:
             out.say(f"Kept {len(kept)} volume(s) and their data: {', '.join(kept)} (remove "
@@ -216,23 +181,6 @@ def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: 
     else:
         out.say(f"Apply complete! Resources: {s.add} added, {s.change} changed, {s.destroy} destroyed.")
     return EXIT_OK
-
-
-def _review_and_execute(out: _Out, args: argparse.Namespace, engine: "Engine", plan: "Plan",
-                        verb: str, question: str) -> int:
-    """Show the plan, ask (unless --auto-approve), then execute it."""
-    from stackctl.render.human import render_plan
-
-    out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh),
-                        targeted=bool(getattr(args, "target", None))), end="")
-    if plan.summary.empty:
-        return EXIT_OK
-    out.say()
-    if not _confirm(out, question, args.auto_approve, verb):
-        out.say(f"{verb.capitalize()} cancelled.")
-        return EXIT_ERROR
-    return _execute(out, engine, plan, args.parallelism, verb,
-                    getattr(args, "wait_timeout", 300.0))
 
 
 def _wait(out: _Out, engine: "Engine", plan: "Plan", timeout: float) -> int:
@@ -252,12 +200,48 @@ def _wait(out: _Out, engine: "Engine", plan: "Plan", timeout: float) -> int:
 
 # -------------------------------------------------------------------- commands
 def cmd_validate(args: argparse.Namespace, out: _Out) -> int:
-    loaded = _load(args.path)
-    stack = loaded.stack
-    members = sum(len(g.members) for g in stack.groups.values())
-    out.say(f"Success! The spec is valid: stack {stack.name!r}, {len(stack.groups)} "
-            f"group(s), {members} member(s), from {len(loaded.files)} file(s).")
+    from stackctl.errors import SpecError
+    from stackctl.spec.repo import is_repo, load_all
+
+    repo = is_repo(args.path)
+    results = load_all(args.path)
+    invalid = 0
+    for path, loaded in results:
+        if isinstance(loaded, SpecError):
+            if not repo:
+                raise loaded
+            invalid += 1
+            out.error(str(loaded))
+            continue
+        stack = loaded.stack
+        members = sum(len(g.members) for g in stack.groups.values())
+        where = f" ({path})" if repo else ""
+        out.say(f"Success! The spec is valid: stack {stack.name!r}{where}, {len(stack.groups)} "
+                f"group(s), {members} member(s), from {len(loaded.files)} file(s).")
+    if invalid:
+        out.error(f"{invalid} of {len(results)} stacks in {args.path} are invalid")
+        return EXIT_ERROR
     return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, out: _Out) -> int:
+    """Run the agent until SIGTERM/SIGINT (exit 0); SIGHUP re-reads the PATHs."""
+    from stackctl.agent import Agent, Options
+    from stackctl.agent.log import Log
+
+    listen = None
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise _usage(f"--listen: expected HOST:PORT, e.g. 127.0.0.1:9469, got {args.listen!r}")
+        listen = (host.strip("[]") or "0.0.0.0", int(port))
+    agent = Agent(Options(paths=tuple(args.paths), interval=args.interval, git=args.git,
+                          prune=args.prune, listen=listen, parallelism=args.parallelism),
+                  Log(out.line, args.log_format))
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    signal.signal(signal.SIGHUP, lambda *_: agent.reload())
+    return agent.run()
 
 
 def cmd_schema(args: argparse.Namespace, out: _Out) -> int:
@@ -271,21 +255,19 @@ def cmd_schema(args: argparse.Namespace, out: _Out) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
-    from stackctl.plan import file as planfile
     from stackctl.render.human import render_plan
     from stackctl.render.json_plan import render_json
+    from stackctl.session import save_plan
 
-    loaded = _load(args.path)
-    engine = _engine()
-    plan = _make_plan(args, loaded, engine, destroy=args.destroy)
+    session = _session(args.path)
+    plan = session.plan(_plan_options(args, destroy=args.destroy))
     if args.json:
         out.say(render_json(plan), end="")
     else:
         out.say(render_plan(plan, out.colour, refreshed=bool(args.refresh),
                             targeted=bool(args.target)), end="")
     if args.out:
-        keys, images = _observe_inputs(loaded)
-        planfile.save(args.out, planfile.dumps(plan, keys, images, refresh=bool(args.refresh)))
+        save_plan(session, plan, args.out, refresh=bool(args.refresh))
         if not args.json:
             out.say(f"\nSaved the plan to {args.out}. To perform exactly these actions, run:\n"
                     f"    stackctl apply {args.out}")
@@ -297,65 +279,74 @@ def cmd_plan(args: argparse.Namespace, out: _Out) -> int:
 def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.errors import StackctlError
     from stackctl.plan import file as planfile
+    from stackctl.session import Cancel, apply_saved, converge
 
+    cancel = Cancel()
     if planfile.is_plan_file(args.path):
         if args.target or args.replace or args.refresh is not None:
             raise StackctlError("--target, --replace and --refresh belong to `stackctl plan`; "
                                 "a saved plan is applied exactly as it was made")
-        plan, keys, images, refresh = planfile.load(args.path)
-        engine = _engine()
-        with _lock(engine, plan.stack, plan.images(needed_only=False), "apply", args.lock_timeout):
-            observed = engine.observe(plan.stack, keys, refresh=refresh, helper_images=images,
-                                      inspect_all=True)
-            planfile.check_current(args.path, plan, observed)
-            if plan.summary.empty:
-                out.say("No changes. The saved plan has nothing to do.")
-                return EXIT_OK
-            rc = _execute(out, engine, plan, args.parallelism,
-                          "destroy" if plan.destroy else "apply", args.wait_timeout)
-        if rc == EXIT_OK and args.wait and not plan.destroy:
-            rc = _wait(out, engine, plan, args.wait_timeout)
+        from stackctl.engine import connect
+
+        engine = connect()
+        with _signals(out, cancel):
+            outcome = apply_saved(args.path, engine, parallelism=args.parallelism,
+                                  lock_timeout=args.lock_timeout, on_event=_printer(out),
+                                  on_notice=out.error, cancel=cancel,
+                                  wait_timeout=args.wait_timeout)
+        if not outcome.executed:
+            out.say("No changes. The saved plan has nothing to do.")
+            return EXIT_OK
+        rc = _finish(out, args, outcome, "destroy" if outcome.plan.destroy else "apply")
+        if rc == EXIT_OK and args.wait and not outcome.plan.destroy:
+            rc = _wait(out, engine, outcome.plan, args.wait_timeout)
         return rc
 
     args.refresh = True if args.refresh is None else args.refresh
-    loaded = _load(args.path)
-    engine = _engine()
-    with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
-        plan = _make_plan(args, loaded, engine)
-        rc = _review_and_execute(out, args, engine, plan, "apply",
-                                 "Do you want to perform these actions?")
-    if rc == EXIT_OK and args.wait:
-        rc = _wait(out, engine, plan, args.wait_timeout)
+    session = _session(args.path)
+    with _signals(out, cancel):
+        outcome = converge(session, _plan_options(args), parallelism=args.parallelism,
+                           approve=_approver(out, args, "apply",
+                                             "Do you want to perform these actions?"),
+                           lock_timeout=args.lock_timeout, on_event=_printer(out),
+                           on_notice=out.error, cancel=cancel, wait_timeout=args.wait_timeout)
+    rc = _finish(out, args, outcome, "apply")
+    if rc == EXIT_OK and args.wait and outcome.approved:
+        rc = _wait(out, session.engine, outcome.plan, args.wait_timeout)
     return rc
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.session import Cancel, converge
+
     # Destroy acts on what the engine has: variables that only feed values are not needed.
-    loaded = _load(args.path, names_only=True)
-    engine = _engine()
+    session = _session(args.path, names_only=True)
     args.refresh = False  # live sysctls do not matter to a destroy
-    with _lock(engine, loaded.stack.name, _images_of(loaded), "destroy", args.lock_timeout):
-        plan = _make_plan(args, loaded, engine, destroy=True)
-        what = "every container, network and volume" if args.volumes else "every container and network"
-        return _review_and_execute(out, args, engine, plan, "destroy", "Do you really want to "
-                                   f"destroy {what} of stack {plan.stack!r}?")
+    cancel = Cancel()
+    what = ("every container, network and volume" if args.volumes
+            else "every container and network")
+    question = f"Do you really want to destroy {what} of stack {session.stack!r}?"
+    with _signals(out, cancel):
+        outcome = converge(session, _plan_options(args, destroy=True), operation="destroy",
+                           parallelism=args.parallelism, lock_timeout=args.lock_timeout,
+                           approve=_approver(out, args, "destroy", question),
+                           on_event=_printer(out), on_notice=out.error, cancel=cancel)
+    return _finish(out, args, outcome, "destroy")
 
 
 def cmd_force_unlock(args: argparse.Namespace, out: _Out) -> int:
-    loaded = _load(args.path)
-    engine = _engine()
-    if engine.force_unlock(loaded.stack.name):
-        out.say(f"Released the lock of stack {loaded.stack.name!r}.")
+    session = _session(args.path)
+    if session.engine.force_unlock(session.stack, args.lock_id or ""):
+        out.say(f"Released the lock of stack {session.stack!r}.")
     else:
-        out.say(f"Stack {loaded.stack.name!r} was not locked.")
+        out.say(f"Stack {session.stack!r} was not locked.")
     return EXIT_OK
 
 
 def cmd_graph(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.render.dot import render_dot
 
-    loaded = _load(args.path)
-    plan = _make_plan(args, loaded, _engine(), destroy=args.destroy)
+    plan = _session(args.path).plan(_plan_options(args, destroy=args.destroy))
     out.say(render_dot(plan), end="")
     return EXIT_OK
 
@@ -365,13 +356,12 @@ def cmd_status(args: argparse.Namespace, out: _Out) -> int:
 
     from stackctl.render.status import render_status, status_document
 
-    loaded = _load(args.path)
-    plan, observed = _observe_and_plan(args, loaded, _engine())
+    session = _session(args.path)
+    plan, observed = session.observe_and_plan(_plan_options(args))
     if args.json:
-        doc = status_document(plan, observed, _desired(loaded))
-        out.say(json.dumps(doc, indent=2))
+        out.say(json.dumps(status_document(plan, observed, session.desired()), indent=2))
     else:
-        out.say(render_status(plan, observed, _desired(loaded)), end="")
+        out.say(render_status(plan, observed, session.desired()), end="")
     return EXIT_OK
 
 
@@ -392,6 +382,21 @@ def _refresh(text: str) -> "bool | str":
         return _bool(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected true, false or full, got {text!r}") from None
+
+
+def _usage(message: str) -> Exception:
+    from stackctl.errors import StackctlError
+
+    return StackctlError(message)
+
+
+def _duration(text: str) -> float:
+    from stackctl.agent.options import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -447,8 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "skip them; full: also inspect every member container (sees a "
                              "member's restart policy changed with `docker update`)")
 
-    sp = sub.add_parser("validate", help="check a spec offline; no engine needed")
-    path_arg(sp)
+    sp = sub.add_parser("validate", help="check a spec, or a repo of stacks, offline; no "
+                        "engine needed")
+    path_arg(sp, "spec file or directory, or a directory of stack directories")
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("schema", help="print the JSON Schema of the spec format, for editors")
@@ -505,7 +511,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("force-unlock",
                         help="release a stack lock left behind by a killed stackctl")
     path_arg(sp)
+    sp.add_argument("--lock-id", metavar="ID",
+                    help="the lock's ID (shown when the lock refuses): needed unless its "
+                         "holder is known to be gone from this host")
     sp.set_defaults(func=cmd_force_unlock)
+
+    sp = sub.add_parser("watch", help="run unattended: converge and heal the stacks "
+                        "continuously (GitOps agent)")
+    sp.add_argument("paths", nargs="+", metavar="PATH",
+                    help="a stack, or a directory of stacks (each subdirectory with *.toml)")
+    sp.add_argument("--interval", type=_duration, default=60.0, metavar="DURATION",
+                    help="full re-plan of every stack this often: 60, 30s, 5m (default: 60s)")
+    sp.add_argument("--git", action="store_true",
+                    help="each interval, fetch and fast-forward the checkout to its upstream")
+    sp.add_argument("--prune", action="store_true",
+                    help="destroy a stack whose directory disappeared (default: report it)")
+    sp.add_argument("--listen", metavar="HOST:PORT",
+                    help="serve /metrics (Prometheus) and /healthz here")
+    sp.add_argument("--log-format", choices=("text", "json"), default="text",
+                    help="log lines as text (default) or JSON lines")
+    sp.add_argument("--parallelism", type=_positive, default=4, metavar="N",
+                    help="converge at most N stacks at once (default: 4)")
+    sp.set_defaults(func=cmd_watch)
 
     sp = sub.add_parser("graph", help="print the plan's dependency graph as DOT")
     path_arg(sp)

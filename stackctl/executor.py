@@ -58,7 +58,8 @@ def run_dag(
             if waiting[nxt] == 0:
                 ready.append(nxt)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    try:
         while ready or running:
             while ready:
                 node = ready.pop(0)
@@ -89,4 +90,10 @@ def run_dag(
                     outcome.failed[node] = exc
                     root[node] = node
                 settle(node)
+    except BaseException:
+        # An abort (a second Ctrl-C): do not wait for the steps under way, and start none
+        # of the queued ones. The caller makes the engine refuse their further writes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return outcome

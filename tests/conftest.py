@@ -71,13 +71,25 @@ def stack_name(docker_client) -> Iterator[str]:
     removed afterwards."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
+    import docker.errors
+
     label = {"label": f"stackctl.stack={name}"}
+    # Each may have been removed meanwhile (listed while its removal finished).
     for c in docker_client.containers.list(all=True, filters=label):
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
     for n in docker_client.networks.list(filters=label):
-        n.remove()
+        try:
+            n.remove()
+        except docker.errors.NotFound:
+            pass
     for v in docker_client.volumes.list(filters=label):
-        v.remove(force=True)
+        try:
+            v.remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 @pytest.fixture

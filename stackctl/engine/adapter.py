@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 
 from stackctl.engine import facts, host_ports, namespaces
 from stackctl.engine.socket_api import ApiError, SocketApi
@@ -63,6 +63,12 @@ class _SocketReader:
             return list(self.api.get("/containers/json") or [])
         except ApiError as exc:
             raise EngineError(f"cannot list the engine's containers: {exc}") from None
+
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        return self.api.stream("/events", {"filters": json.dumps(filters)})
+
+    def ping(self) -> None:
+        self.api.ping()
 
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
@@ -164,6 +170,15 @@ class Engine:
                 return states
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        """The engine's event stream, filtered (``/events``): one dict per event, until the
+        engine closes it. For the watch agent; a command never follows events."""
+        return self.reader.events(filters)  # type: ignore[attr-defined]
+
+    def ping(self) -> None:
+        """Raise EngineUnavailable unless the engine answers."""
+        self.reader.ping()  # type: ignore[attr-defined]
+
     # --------------------------------------------------------------- actions
     def _joinable_owner(self, stack: str, r: Resource, owner: str) -> dict[str, Any]:
         """The inspect document of the owner ``r`` is about to join, by the id observe or
@@ -235,5 +250,13 @@ class Engine:
     def lock(self, stack: str, images: Iterable[str], operation: str) -> "StackLock":
         return self.actions.lock(stack, images, operation)
 
-    def force_unlock(self, stack: str) -> bool:
-        return self.actions.force_unlock(stack)
+    def force_unlock(self, stack: str, lock_id: str = "") -> bool:
+        return self.actions.force_unlock(stack, lock_id)
+
+    def abort(self, stack: str) -> list[str]:
+        """Refuse every later write and remove the stack's running helpers (see
+        DockerActions.abort). Nothing to do when this run has not written at all."""
+        with self._actions_lock:
+            if self._actions is None:
+                return []
+        return self.actions.abort(stack)

@@ -9,13 +9,13 @@ and update act only on container ids that came from the stack's label-filtered l
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import docker
 import docker.errors
@@ -24,6 +24,8 @@ import docker.utils
 import requests.exceptions
 
 from stackctl.engine.facts import LOCK_ROLE, refuse_host_wide
+from stackctl.engine.lockinfo import (LABEL_OPERATION, LABEL_SINCE, Holder, holder_labels, judge,
+                                      lock_name)
 from stackctl.errors import EngineError, EngineUnavailable, LockError
 from stackctl.resources import LABEL_GROUP, LABEL_ROLE, LABEL_STACK, Resource, Role, container_name
 from stackctl.spec.ports import parse_port
@@ -76,6 +78,26 @@ class DockerPyReader:
             return self.api.containers()
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the engine's containers: {_explain(exc)}") from None
+
+    def events(self, filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+        """The engine's filtered event stream (the watch agent on a remote engine)."""
+        try:
+            stream = self.api.events(decode=True, filters=dict(filters))
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"cannot follow the engine's events: {_explain(exc)}") from None
+
+        def follow() -> Iterator[dict[str, Any]]:
+            try:
+                yield from stream
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                return  # the engine went away: the caller reopens the stream
+        return follow()
+
+    def ping(self) -> None:
+        try:
+            self.api.ping()
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"the engine does not answer: {_explain(exc)}") from None
 
     def inspect(self, cid: str) -> Optional[dict[str, Any]]:
         try:
@@ -146,6 +168,7 @@ class DockerActions:
 
     def __init__(self, api: docker.APIClient) -> None:
         self.api = api
+        self.aborted = threading.Event()  # set by abort(): every later write refuses
 
     def read_by_helper(self, stack: str, group: str, owner: str, keys: list[str],
                        helper_image: str) -> dict[str, str]:
@@ -237,6 +260,7 @@ class DockerActions:
         )
 
     def _create_and_start(self, name: str, what: str, before_start: Any = None, **kwargs: Any) -> str:
+        self._check_aborted(name)
         try:
             cid = self.api.create_container(name=name, detach=True, **kwargs)["Id"]
         except docker.errors.ImageNotFound:
@@ -248,6 +272,9 @@ class DockerActions:
                     f"not part of this stack, so {what} cannot be created; rename or remove "
                     "that container (stackctl never removes containers it does not manage)") from None
             raise EngineError(f"{name}: create failed: {_explain(exc)}") from None
+        if self.aborted.is_set():
+            self._remove_quietly(cid)
+            self._check_aborted(name)
         try:
             if before_start is not None:
                 before_start(cid)
@@ -294,6 +321,8 @@ class DockerActions:
             host_config["MaskedPaths"] = []
             host_config["ReadonlyPaths"] = []
         def create() -> str:
+            if write:
+                self._check_aborted(name)
             return self.api.create_container(image, entrypoint=["sh", "-c", script, "sh"],
                                              command=args, name=name, labels=labels,
                                              host_config=host_config)["Id"]
@@ -312,6 +341,8 @@ class DockerActions:
         except docker.errors.APIError as exc:
             raise EngineError(f"{name}: cannot create the sysctl helper: {_explain(exc)}") from None
         try:
+            if write:
+                self._check_aborted(name)
             self.api.start(cid)
             status = self.api.wait(cid, timeout=120)
             out = self.api.logs(cid, stdout=True, stderr=False).decode(errors="replace")
@@ -358,6 +389,7 @@ class DockerActions:
     # no second inspect per operation is needed to know the container is ours.
     def restart(self, stack: str, cid: str, name: str) -> None:
         """Restart (or start, if stopped) a container of the stack, keeping its id."""
+        self._check_aborted(name)
         try:
             self.api.restart(cid, timeout=10)
         except docker.errors.APIError as exc:
@@ -370,21 +402,50 @@ class DockerActions:
         The lock is a container that is created and never started: the engine creates a
         container name atomically, so two stackctl processes (on any machines sharing the
         engine) cannot both hold it. Its labels say who holds it, since when, for what.
+        A lock whose holder is certainly gone (same host and boot, the process dead: a
+        stackctl killed with -9) is taken over, once, by its id: if another stackctl took
+        it over first, that one holds it and this one is refused.
         """
-        name = f"{stack}-stackctl-lock"
-        holder = f"{os.getpid()}@{socket.gethostname()}"
-        labels = {LABEL_STACK: stack, LABEL_ROLE: LOCK_ROLE, "stackctl.lock.holder": holder,
-                  "stackctl.lock.operation": operation,
-                  "stackctl.lock.since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        name = lock_name(stack)
+        labels = {LABEL_STACK: stack, LABEL_ROLE: LOCK_ROLE, **holder_labels(),
+                  LABEL_OPERATION: operation,
+                  LABEL_SINCE: datetime.now(timezone.utc).isoformat(timespec="seconds")}
         image = self._any_local_image(images)
+        took_over: Optional[Holder] = None
+        for attempt in (1, 2):
+            try:
+                cid = self.api.create_container(image, command=["stackctl-lock"], name=name,
+                                                labels=labels, network_disabled=True)["Id"]
+                return StackLock(self, cid, name, took_over)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise EngineError(f"{name}: cannot take the stack lock: {_explain(exc)}") from None
+            held = self._held_lock(stack, name)
+            if held is None:
+                continue  # released a moment ago: try once more
+            lock_id, holder = held
+            if attempt == 1 and holder.state == "dead":
+                try:
+                    self.api.remove_container(lock_id, force=True)
+                except docker.errors.NotFound:
+                    pass
+                took_over = holder
+                continue
+            break
+        raise LockError(self._lock_message(stack, name)) from None
+
+    def _held_lock(self, stack: str, name: str) -> Optional[tuple[str, Holder]]:
+        """The id and holder of the lock container, or None when there is none."""
         try:
-            cid = self.api.create_container(image, command=["stackctl-lock"], name=name,
-                                            labels=labels, network_disabled=True)["Id"]
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise EngineError(f"{name}: cannot take the stack lock: {_explain(exc)}") from None
-            raise LockError(self._lock_message(stack, name)) from None
-        return StackLock(self, cid, name)
+            d = self.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return None
+        labels = d["Config"].get("Labels") or {}
+        if labels.get(LABEL_STACK) != stack or labels.get(LABEL_ROLE) != LOCK_ROLE:
+            raise EngineError(f"{name}: a container that is not stack {stack!r}'s lock holds "
+                              "the lock's name; rename or remove it (stackctl never removes "
+                              "containers it does not manage)")
+        return d["Id"], judge(labels)
 
     def _any_local_image(self, preferred: Iterable[str]) -> str:
         for image in preferred:
@@ -400,39 +461,79 @@ class DockerActions:
         return local[0]
 
     def _lock_message(self, stack: str, name: str) -> str:
-        try:
-            labels = self.api.inspect_container(name)["Config"].get("Labels") or {}
-        except docker.errors.NotFound:
+        held = self._held_lock(stack, name)
+        if held is None:
             return f"stack {stack!r} was locked a moment ago; try again"
-        holder = labels.get("stackctl.lock.holder", "?")
-        since = labels.get("stackctl.lock.since", "?")
-        op = labels.get("stackctl.lock.operation", "?")
-        text = (f"stack {stack!r} is locked by another stackctl ({op} by {holder}, since "
-                f"{since}); wait for it to finish")
-        pid, _, host = holder.partition("@")
-        if host == socket.gethostname() and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            text += (f". Process {pid} no longer runs on this host: if no other stackctl is at "
-                     f"work, release the lock with `stackctl force-unlock PATH`")
-        else:
-            text += (" (if its process was killed, release the lock with `stackctl "
-                     "force-unlock PATH`)")
-        return text
+        lock_id, holder = held
+        return (f"stack {stack!r} is locked by another stackctl ({holder.text}; lock ID "
+                f"{lock_id[:12]}); wait for it to finish. If no stackctl is at work on this "
+                f"stack any more, release it with `stackctl force-unlock PATH --lock-id "
+                f"{lock_id[:12]}`")
 
-    def force_unlock(self, stack: str) -> bool:
-        """Release a lock left behind by a killed process; False when there was none."""
-        name = f"{stack}-stackctl-lock"
-        try:
-            labels = self.api.inspect_container(name)["Config"].get("Labels") or {}
-        except docker.errors.NotFound:
+    def force_unlock(self, stack: str, lock_id: str = "") -> bool:
+        """Release a lock left behind; False when there was none.
+
+        Without ``lock_id`` only a lock whose holder is certainly gone is released; any
+        other needs its id, as Terraform's ``force-unlock LOCK_ID``: a person must name
+        the lock they mean, so a live stackctl's lock is never released by accident.
+        """
+        name = lock_name(stack)
+        held = self._held_lock(stack, name)
+        if held is None:
             return False
-        if labels.get(LABEL_STACK) != stack or labels.get(LABEL_ROLE) != LOCK_ROLE:
-            raise EngineError(f"{name}: not a stackctl lock of stack {stack!r}; not touched")
-        self.api.remove_container(name, force=True)
+        cid, holder = held
+        if lock_id:
+            if len(lock_id) < 12 or not cid.startswith(lock_id.lower()):
+                raise LockError(f"{name}: the lock of stack {stack!r} has ID {cid[:12]}, not "
+                                f"{lock_id!r}; nothing was released")
+        elif holder.state != "dead":
+            raise LockError(
+                f"stack {stack!r} is locked ({holder.text}; lock ID {cid[:12]}) and its holder "
+                f"is not known to be gone: {holder.why}. If you are sure no stackctl is at "
+                f"work on this stack, run `stackctl force-unlock PATH --lock-id {cid[:12]}`")
+        try:
+            self.api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            pass
         return True
+
+    # ----------------------------------------------------------------- abort
+    def abort(self, stack: str) -> list[str]:
+        """Stop writing at once: no create, start, restart or update from now on, and
+        every helper of the stack still running removed (it may be mid-write). Returns
+        the names of the helpers removed."""
+        self.aborted.set()
+        removed = []
+        try:
+            listed = self.api.containers(all=True, filters={"label": [
+                f"{LABEL_STACK}={stack}", f"{LABEL_ROLE}={Role.HELPER.value}"]})
+            for c in listed:
+                try:
+                    self.api.remove_container(c["Id"], force=True)
+                    removed.append((c.get("Names") or [c["Id"][:12]])[0].lstrip("/"))
+                except docker.errors.APIError as exc:
+                    # Gone, or its own run is removing it already ("removal ... is
+                    # already in progress"): either way it is being killed.
+                    if exc.status_code not in (404, 409):
+                        raise
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"stack {stack!r}: cannot remove its running helpers: {_explain(exc)}") from None
+        return removed
+
+    def _remove_quietly(self, cid: str) -> None:
+        try:
+            self.api.remove_container(cid, force=True)
+        except docker.errors.APIError:
+            pass
+
+    def _check_aborted(self, name: str) -> None:
+        if self.aborted.is_set():
+            raise EngineError(f"{name}: not done: stackctl was aborted")
 
     def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
         """Mend what can be changed on a live container: its name and restart policy, and
         a paused one is unpaused (``state`` -> running), keeping its process and namespace."""
+        self._check_aborted(name)
         try:
             if changes.get("state") == "running":
                 self.api.unpause(cid)
@@ -555,10 +656,13 @@ class DockerActions:
 
 
 class StackLock:
-    """A held stack lock; release it with ``with`` or :meth:`release`."""
+    """A held stack lock; release it with ``with`` or :meth:`release`. ``took_over`` names
+    the dead holder whose lock this one replaced, if any."""
 
-    def __init__(self, engine: DockerActions, cid: str, name: str) -> None:
+    def __init__(self, engine: DockerActions, cid: str, name: str,
+                 took_over: Optional[Holder] = None) -> None:
         self.engine, self.cid, self.name = engine, cid, name
+        self.took_over = took_over
 
     def release(self) -> None:
         try:

@@ -2,7 +2,8 @@
 
 Why it exists next to docker-py: importing docker-py (requests, urllib3) costs about
 110 ms per command, and its per-request overhead is about 1 ms of CPU under the GIL. A
-``stackctl plan`` only ever *reads* (ping, list, inspect), so on a local engine it reads
+``stackctl plan`` only ever *reads* (ping, list, inspect; the watch agent also follows
+``/events``), so on a local engine it reads
 through this module and never imports docker-py; commands that change something import
 docker-py when their first action runs. Only GET is offered here, on purpose: every
 write goes through the one SDK the product chose.
@@ -18,7 +19,7 @@ import json
 import socket
 import threading
 import urllib.parse
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from stackctl.errors import EngineError, EngineUnavailable
 
@@ -89,6 +90,51 @@ class SocketApi:
         if response.getheader("Content-Type", "").startswith("application/json"):
             return json.loads(body)
         return body.decode(errors="replace")
+
+    def stream(self, endpoint: str, params: Optional[Mapping[str, str]] = None
+               ) -> Iterator[dict[str, Any]]:
+        """The JSON documents of a streaming ``GET endpoint`` (``/events``), one per line,
+        on a connection of its own with no read timeout (the stream is idle for as long as
+        nothing happens). The request is sent before this returns, so an unreachable
+        engine raises here; the iterator ends when the engine closes the stream (a
+        dockerd restart)."""
+        url = endpoint + ("?" + urllib.parse.urlencode(params) if params else "")
+        conn = _UnixConnection(self.path, timeout=self.timeout)
+        try:
+            conn.request("GET", url, headers={"Host": "docker"})
+            response = conn.getresponse()
+        except OSError as exc:
+            conn.close()
+            raise self._unavailable(exc) from None
+        except http.client.HTTPException as exc:
+            conn.close()
+            raise EngineUnavailable(f"the Docker engine at unix://{self.path} closed the "
+                                    f"connection ({type(exc).__name__})") from None
+        with self._count_lock:
+            self.requests += 1
+        if response.status >= 400:
+            body = response.read().decode(errors="replace").strip()
+            conn.close()
+            raise ApiError(response.status, body or f"HTTP {response.status}")
+        if conn.sock is not None:
+            conn.sock.settimeout(None)
+        return self._lines(conn, response)
+
+    @staticmethod
+    def _lines(conn: _UnixConnection, response: http.client.HTTPResponse
+               ) -> Iterator[dict[str, Any]]:
+        try:
+            while True:
+                try:
+                    line = response.readline()
+                except (OSError, http.client.HTTPException):
+                    return
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
 
     def ping(self) -> None:
         self.get("/_ping")
