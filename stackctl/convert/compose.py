@@ -190,6 +190,7 @@ class _Converter:
         self.head_notes: list[str] = []
         self.extra_tmpfs: dict[str, list[str]] = {}  # long-syntax tmpfs volumes
         self.member_tables: dict[str, Table] = {}
+        self.joins: dict[str, str] = {}  # service -> the service whose network it joins
 
     # ------------------------------------------------------------- reporting
     def error(self, service: Optional[str], key: str, path: str, message: str,
@@ -507,6 +508,7 @@ class _Converter:
                        "publish the ports the service listens on with ports"
                        if mode == "host" else "the group joins the stack's network")
                 self.note(name, "network_mode", path, f"not converted: {mode!r}", why)
+        self.joins = joins
         roots: dict[str, str] = {}
         for name in services:
             seen = [name]
@@ -558,9 +560,9 @@ class _Converter:
                 continue
             gname = self.names[roots[name]]
             mdeps: list[str] = []
-            if roots[name] != name and name in member_tables:
-                # Compose starts the namespace's service before the services joining it.
-                mdeps.append(self.names[roots[name]])
+            if name in self.joins and name in member_tables:
+                # Compose starts the service whose namespace another joins before it.
+                mdeps.append(self.names[self.joins[name]])
             for dep, cond in self._depends_on(name, s.get("depends_on"), services):
                 if roots.get(dep) == roots[name]:
                     mdeps.append(self.names[dep])
@@ -767,6 +769,11 @@ class _Converter:
                         self.note(n, "ports", f"{ppath}.{k}", "not converted: stackctl "
                                   "publishes plain host ports")
                 triples = self._port_pairs(n, ppath, host_ip, published, str(target))
+            elif isinstance(entry, str) and _has_variable(entry):
+                # "${PORT:-8080}:80": read only once stackctl substitutes the variable
+                text = self.text(entry, n, "ports", ppath)
+                out[("", text, "", "")] = text
+                continue
             elif isinstance(entry, (str, int)):
                 text = str(entry)
                 proto = "tcp"
