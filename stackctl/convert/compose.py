@@ -566,6 +566,13 @@ class _Converter:
             for dep, cond in self._depends_on(name, s.get("depends_on"), services):
                 if roots.get(dep) == roots[name]:
                     mdeps.append(self.names[dep])
+                    if cond == "service_healthy":
+                        self.note(name, "depends_on", f"services.{name}.depends_on.{dep}",
+                                  "converted to member order: within a group stackctl "
+                                  f"starts {self.names[dep]!r} first but does not wait for "
+                                  "it to be healthy", "members of one group share a "
+                                  "namespace; a member that needs another healthy can "
+                                  "retry, as it must after that member restarts anyway")
                 else:
                     group_deps.setdefault(gname, []).append(
                         (self.names[roots[dep]], name, f"{dep}: {cond}"))

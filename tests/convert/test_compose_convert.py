@@ -470,6 +470,21 @@ def test_depends_on_within_and_across_groups(tmp_path):
     assert [n.path for n in result.notes] == ["services.app.depends_on.migrate"]
 
 
+def test_a_health_gate_within_a_group_is_order_with_a_warning(tmp_path):
+    doc, result = run(tmp_path, """
+        services:
+          vpn: {image: "vpn:1", healthcheck: {test: "true"}}
+          app:
+            image: app:1
+            network_mode: service:vpn
+            depends_on: {vpn: {condition: service_healthy}}
+    """)
+    assert doc["groups"]["vpn"]["members"]["app"]["depends_on"] == ["vpn"]
+    assert [(n.path, n.message.split(":")[0]) for n in result.notes] == [
+        ("services.app.depends_on.vpn", "converted to member order")]
+    assert "does not wait for it to be healthy" in unwrapped(result.text)
+
+
 def test_a_cycle_made_by_grouping_is_an_error(tmp_path):
     with pytest.raises(ConvertError) as err:
         run(tmp_path, """
