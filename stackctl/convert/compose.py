@@ -294,6 +294,12 @@ class _Converter:
         for service, table in self.member_tables.items():
             table.comments += self.service_notes.get(service, [])
 
+        dotenv = self.p.project_dir / ".env"
+        if dotenv.is_file() and any("${" in repr(t.values) for t in tables):
+            self.note(None, ".env", ".env", "not converted: Compose reads the variables of "
+                      "the project's .env file; stackctl reads the environment of "
+                      "`stackctl plan` and `apply` only", "export them first, e.g. "
+                      "set -a; . ./.env; set +a")
         head = [f"Converted by `stackctl convert` from {', '.join(self.p.files)}.",
                 "See docs/migrating.md for how each Compose key maps."]
         if self.head_notes:
@@ -511,6 +517,8 @@ class _Converter:
         self.joins = joins
         roots: dict[str, str] = {}
         for name in services:
+            if not isinstance(services[name], dict):
+                continue
             seen = [name]
             cur = name
             while cur in joins:

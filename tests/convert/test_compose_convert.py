@@ -285,6 +285,17 @@ def test_variables_are_kept_not_expanded(tmp_path):
     assert doc["groups"]["web"]["ports"] == ["${PORT:-8080}:80"]
 
 
+def test_a_dotenv_file_is_pointed_out_when_variables_are_used(tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / ".env").write_text("TAG=1.0\n")
+    _, plain = run(tmp_path, "services:\n  web: {image: 'web:1'}\n")
+    assert not plain.notes
+    _, result = run(tmp_path, "services:\n  web: {image: 'web:${TAG}'}\n")
+    assert [n.path for n in result.notes] == [".env"]
+    assert "set -a; . ./.env; set +a" in result.notes[0].hint
+    assert "# Not converted:\n#   .env: not converted" in result.text
+
+
 def test_variable_where_stackctl_needs_a_number_is_an_error(tmp_path):
     with pytest.raises(ConvertError) as err:
         run(tmp_path, """
@@ -343,6 +354,17 @@ def test_build_without_image_is_an_error_naming_the_service(tmp_path):
     assert problem.file.endswith("compose0.yml") and problem.path == "services.api"
     assert problem.message == "service 'api' has build but no image"
     assert "docker compose build" in problem.hint
+
+
+def test_a_service_that_is_not_a_mapping_is_an_error(tmp_path):
+    with pytest.raises(ConvertError) as err:
+        run(tmp_path, """
+            services:
+              web:
+              db: {image: "db:1"}
+        """)
+    assert [(p.path, p.message) for p in err.value.problems] == [
+        ("services.web", "expected a mapping")]
 
 
 def test_unknown_keys_are_errors_as_in_compose(tmp_path):
