@@ -27,6 +27,7 @@ import attrs
 
 from stackctl.convert.base import ConvertError, suggested_name
 from stackctl.convert.compose_files import ComposeProject
+from stackctl.convert.compose_shape import shape_problems
 from stackctl.convert.member_keys import MEMBER_ORDER, NOT_SUPPORTED, MemberKeys
 from stackctl.convert.namespace_keys import NamespaceKeys
 from stackctl.convert.top_level import TopLevel
@@ -74,6 +75,14 @@ class _Converter(TopLevel, NamespaceKeys, MemberKeys):
             else:
                 self.error(None, key, key, "not a Compose top-level key",
                            "Compose itself refuses it: remove it, or name it x-...")
+        shapes = shape_problems(model)
+        for path, message in shapes:  # services.web.ports[0] -> service web, key ports
+            steps = re.split(r"[.\[]", path)
+            service = steps[1] if steps[0] == "services" and len(steps) > 1 else None
+            key = steps[2] if service is not None and len(steps) > 2 else steps[0]
+            self.error(service, key, path, message, "Compose refuses it too")
+        if shapes:  # the mapping below relies on these types
+            raise ConvertError(self.errors)
         services = model.get("services")
         if not isinstance(services, dict) or not services:
             self.error(None, "services", "services", "no services to convert",
