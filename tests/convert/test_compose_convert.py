@@ -656,3 +656,35 @@ def test_long_tables_are_written_as_subtables(tmp_path):
 {env}
     """)
     assert "[groups.web.members.web.environment]\nVAR_0 = \"value-0\"\n" in result.text
+
+
+# ------------------------------------------------- measured against Compose itself
+def test_merge_matches_docker_compose_config(tmp_path):
+    """compose-merge-a.yml + compose-merge-b.yml, merged. The expected values are what
+    `docker compose -f a -f b config --no-interpolate` (Compose v2.40.3) printed for them,
+    in its canonical form, written here in the spec's forms."""
+    here = Path(__file__).parent
+    # convert() without the validation step: ./www is a relative bind mount (issue 12)
+    project = read_project([str(here / "compose-merge-a.yml"), str(here / "compose-merge-b.yml")])
+    result = convert(project, here, env={})
+    doc = tomllib.loads(result.text)
+    web, group = member(doc, "web"), doc["groups"]["web"]
+    assert doc["stack"]["name"] == "diffproj"
+    assert web["image"] == "web:2"
+    assert web["command"] == ["serve"]
+    assert web["environment"] == {"A": "1", "B": "3", "C": "${C}", "D": "4"}
+    assert web["labels"] == {"team": "a", "tier": "front"}
+    assert group["ports"] == ["8080:80", "127.0.0.1:9000:9000/udp", "7000:7000", "7001:7001",
+                              "8443:443"]
+    assert group["dns"] == ["1.1.1.1", "8.8.8.8"]
+    assert web["volumes"] == ["other:/data", "logs:/logs", "./www:/www:ro"]
+    assert group["depends_on"] == ["db"]  # condition service_healthy
+    assert group["sysctls"] == {"net.core.somaxconn": 2048, "net.ipv4.tcp_syncookies": 1}
+    assert group["extra_hosts"] == ["a:10.0.0.1", "b:10.0.0.2"]
+    assert web["healthcheck"] == {"test": ["CMD", "new"], "interval": "5s"}
+    assert web["logging"] == {"driver": "json-file",
+                              "options": {"max-size": "1m", "max-file": "3"}}
+    assert web["cap_add"] == ["NET_ADMIN", "SYS_TIME"]
+    assert web["ulimits"] == {"nofile": 500}
+    assert web["restart"] == "no"
+    assert doc["groups"]["db"]["networks"] == []  # network_mode: none
