@@ -28,6 +28,10 @@ def suggested_name(name: str) -> str:
     return guess
 
 
+_TRUE = ("true", "yes", "y", "on")
+_FALSE = ("false", "no", "n", "off")
+
+
 class Base:
     """The converter's state and the helpers its mapping steps (mixins) share."""
 
@@ -83,8 +87,10 @@ class Base:
         if kind is bool:
             if isinstance(v, bool):
                 return v
-            if isinstance(v, str) and v.lower() in ("true", "false"):
-                return v.lower() == "true"
+            # YAML 1.2 reads `yes` as text, and Compose still takes it as a boolean
+            # (`docker compose config` accepts `read_only: yes`).
+            if isinstance(v, str) and v.lower() in _TRUE + _FALSE:
+                return v.lower() in _TRUE
         elif kind is int:
             if isinstance(v, int) and not isinstance(v, bool):
                 return v

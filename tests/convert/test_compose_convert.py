@@ -66,13 +66,19 @@ def test_yaml_is_read_as_compose_reads_it_yaml_1_2(tmp_path):
     assert doc["groups"]["web"]["ports"] == ["22:22"]
 
 
-def test_yaml_1_2_booleans_only_true_and_false(tmp_path):
+def test_yes_is_text_in_yaml_1_2_but_still_a_boolean_to_compose(tmp_path):
+    doc, _ = run(tmp_path, """
+        services:
+          web: {image: "busybox:1.36", read_only: yes, init: off, environment: {A: yes}}
+    """)
+    assert member(doc, "web") == {"image": "busybox:1.36", "environment": {"A": "yes"},
+                                  "init": False, "read_only": True}
     with pytest.raises(ConvertError) as err:
         run(tmp_path, """
             services:
-              web: {image: "busybox:1.36", read_only: yes}
+              web: {image: "busybox:1.36", read_only: maybe}
         """)
-    assert "services.web.read_only: expected a bool, got 'yes'" in str(err.value)
+    assert "services.web.read_only: expected a bool, got 'maybe'" in str(err.value)
 
 
 def test_a_key_defined_twice_is_an_error_with_its_line(tmp_path):
