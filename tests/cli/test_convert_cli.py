@@ -136,3 +136,17 @@ def test_usage_needs_a_compose_file():
     result = run_cli("convert", env=NO_ENGINE)
     assert result.returncode == 1
     assert "the following arguments are required: COMPOSE_FILE" in result.stderr
+
+
+def test_output_to_a_toml_file_and_refusing_a_directory_with_specs(tmp_path):
+    compose = project(tmp_path)
+    target = tmp_path / "deploy" / "media.toml"
+    result = run_cli("convert", str(compose), "-o", str(target), env=NO_ENGINE)
+    assert result.returncode == 0, result.stderr
+    assert tomllib.loads(target.read_text())["groups"]["vpn"]["members"]["vpn"]["env_file"] \
+        == ["../Media/vpn.env"]
+    # a directory that holds a spec already would merge it with the new one
+    result = run_cli("convert", str(compose), "-o", str(target.parent), env=NO_ENGINE)
+    assert result.returncode == 1
+    assert "the directory holds spec files already (media.toml)" in result.stderr
+    assert not (target.parent / "stack.toml").exists()
