@@ -71,7 +71,7 @@ class _Converter(TopLevel, NamespaceKeys, MemberKeys):
                     key, "not supported by stackctl"))
             elif key == "include":
                 self.error(None, key, key, "include is not supported",
-                           "convert the output of `docker compose config` instead")
+                           "convert the output of `docker compose config --no-interpolate` instead")
             else:
                 self.error(None, key, key, "not a Compose top-level key",
                            "Compose itself refuses it: remove it, or name it x-...")
@@ -296,7 +296,10 @@ class _Converter(TopLevel, NamespaceKeys, MemberKeys):
                            "project", "Compose refuses it too")
                 continue
             cond = str(opts.get("condition", "service_started"))
-            if opts.get("restart") is True:
+            # Compose restarts a service that joined another's namespace when that one is
+            # recreated (`docker compose config` writes restart: true on the implicit
+            # dependency); stackctl's owner holds the namespace, so nothing needs it.
+            if opts.get("restart") is True and self.joins.get(name) != dep:
                 self.note(name, "depends_on", dpath + ".restart", "not converted: stackctl "
                           "does not restart a member when its dependency is replaced")
             if opts.get("required") is False:

@@ -88,7 +88,7 @@ class MemberKeys(Base):
                 continue
             if key == "extends":
                 self.error(name, key, path, "extends is not supported",
-                           "convert the output of `docker compose config` instead")
+                           "convert the output of `docker compose config --no-interpolate` instead")
             elif key in NOT_SUPPORTED:
                 if key == "scale" and v == 1:
                     continue
@@ -216,6 +216,8 @@ class MemberKeys(Base):
                         parts.append(str(d["permissions"]))
                     d = ":".join(parts)
                 text = self.text(d, name, key, f"{path}[{i}]")
+                if text.endswith(":rwm") and text.count(":") == 2:
+                    text = text[:-4]  # Docker's default permissions, as Compose writes them
                 if "=" in text.split(":")[0]:
                     self.note(name, key, f"{path}[{i}]", f"not converted: {text!r} is a CDI "
                               "device, which stackctl does not support")

@@ -99,7 +99,9 @@ class NamespaceKeys(Base):
                     if not str(k).startswith("x-"):
                         self.note(n, key, f"{path}.{net}.{k}", "not converted: a group is "
                                   "reachable by its own name and MEMBER.GROUP on its networks")
-            return out_nets
+            # ["default"] is a group's default: `docker compose config` writes it on every
+            # service, and leaving it out reads the same
+            return None if out_nets == ["default"] else out_nets
         if key in ("hostname",):
             return self.text(v, n, key, path)
         if key in ("dns", "dns_search", "dns_opt"):
@@ -143,7 +145,10 @@ class NamespaceKeys(Base):
                 published = entry.get("published")
                 proto = str(entry.get("protocol") or "tcp")
                 for k in entry:
-                    if k in ("name", "app_protocol", "mode") and not str(k).startswith("x-"):
+                    # mode: ingress is the default (and matters to Swarm only), as
+                    # `docker compose config` writes it on every port
+                    if k in ("name", "app_protocol") or (k == "mode" and
+                                                         entry[k] != "ingress"):
                         self.note(n, "ports", f"{ppath}.{k}", "not converted: stackctl "
                                   "publishes plain host ports")
                 triples = self._port_pairs(n, ppath, host_ip, published, str(target))

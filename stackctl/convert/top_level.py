@@ -32,7 +32,10 @@ class TopLevel(Base):
             path = f"networks.{name}"
             spec = spec or {}
             if name == "default":
-                if any(not k.startswith("x-") for k in spec):
+                # `docker compose config` writes name: PROJECT_default on every project
+                settings = {k: x for k, x in spec.items() if not k.startswith("x-")}
+                if settings and not (list(settings) == ["name"] and
+                                     str(settings["name"]).endswith("_default")):
                     self.note(None, "networks", path, "not converted: stackctl's default "
                               "network is always the stack's own bridge",
                               "declare another network and list it in the groups' networks")

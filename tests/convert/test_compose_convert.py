@@ -694,3 +694,19 @@ def test_merge_matches_docker_compose_config(tmp_path):
     assert web["ulimits"] == {"nofile": 500}
     assert web["restart"] == "no"
     assert doc["groups"]["db"]["networks"] == []  # network_mode: none
+
+
+def test_the_output_of_docker_compose_config_converts_to_the_same_spec():
+    """The fallback docs/migrating.md gives for extends and include: convert what
+    `docker compose config --no-interpolate` (v2.40.3) printed for media/compose.yaml (its
+    project directory written as /srv/media). Its canonical forms (long ports with
+    mode: ingress, a named default network, restart: true on the implicit dependency of
+    network_mode) must give the same spec and no extra warnings."""
+    here = Path(__file__).parent / "media"
+    original = convert(read_project([str(here / "compose.yaml")]), here)
+    resolved = convert(read_project([str(here / "compose-config.yaml")]), here)
+    converted = tomllib.loads(resolved.text.replace("/srv/media/", "./"))
+    # Compose's config names the volume as Compose does; kept, since it was written
+    assert converted["volumes"]["jellyfin-cache"].pop("name") == "media_jellyfin-cache"
+    assert converted == tomllib.loads(original.text)
+    assert sorted(n.path for n in resolved.notes) == sorted(n.path for n in original.notes)
