@@ -71,7 +71,8 @@ class _Converter(TopLevel, NamespaceKeys, MemberKeys):
                     key, "not supported by stackctl"))
             elif key == "include":
                 self.error(None, key, key, "include is not supported",
-                           "convert the output of `docker compose config --no-interpolate` instead")
+                           "convert the output of `docker compose config --no-interpolate` "
+                           "instead")
             else:
                 self.error(None, key, key, "not a Compose top-level key",
                            "Compose itself refuses it: remove it, or name it x-...")

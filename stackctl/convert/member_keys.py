@@ -88,7 +88,8 @@ class MemberKeys(Base):
                 continue
             if key == "extends":
                 self.error(name, key, path, "extends is not supported",
-                           "convert the output of `docker compose config --no-interpolate` instead")
+                           "convert the output of `docker compose config --no-interpolate` "
+                           "instead")
             elif key in NOT_SUPPORTED:
                 if key == "scale" and v == 1:
                     continue
@@ -113,7 +114,7 @@ class MemberKeys(Base):
         if name in self.extra_tmpfs:
             m["tmpfs"] = list(m.get("tmpfs", [])) + self.extra_tmpfs[name]
         comments = [f'Compose service "{name}"' + (
-            f" (network_mode: service:{root})" if name != root else "") + "."]
+            f" (network_mode: {s['network_mode']})" if name in self.joins else "") + "."]
         ordered = {k: m[k] for k in MEMBER_ORDER if k in m}
         table = Table(("groups", gname, "members", mname), ordered, comments)
         self.member_tables[name] = table

@@ -89,8 +89,8 @@ def test_a_key_defined_twice_is_an_error_with_its_line(tmp_path):
                 image: a
                 image: b
         """)
-    assert "line 5, column 5: invalid YAML: mapping key 'image' is defined twice (first at line 4)" \
-        in str(err.value)
+    assert ("line 5, column 5: invalid YAML: mapping key 'image' is defined twice "
+            "(first at line 4)") in str(err.value)
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
