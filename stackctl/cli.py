@@ -365,6 +365,29 @@ def cmd_status(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args: argparse.Namespace, out: _Out) -> int:
+    """Compose files -> a spec on stdout or in -o PATH; what was not converted on stderr."""
+    from pathlib import Path
+
+    from stackctl.convert import convert_files, output_file, write_output
+
+    spec_file = output_file(args.output, Path.cwd())
+    result = convert_files(args.files, spec_file, args.stack, os.environ)
+    for note in result.notes:
+        sys.stderr.write(f"Warning: {note}\n")
+    if args.output:
+        write_output(result, spec_file)
+    else:
+        out.say(result.text, end="")
+    summary = (f"Converted {result.members} Compose service(s) into {result.groups} "
+               f"group(s) of stack {result.stack!r}"
+               + (f", {len(result.notes)} thing(s) not converted (listed above)"
+                  if result.notes else "")
+               + (f"; wrote {spec_file}" if args.output else "") + ".")
+    sys.stderr.write(summary + "\n")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 def _bool(text: str) -> bool:
     if text.lower() in ("true", "1", "yes"):
@@ -507,6 +530,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="true: read live sysctls from each namespace (default); false: "
                          "skip them; full: also inspect every member container")
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("convert", help="turn a Compose project into a spec (no engine)")
+    sp.add_argument("files", nargs="+", metavar="COMPOSE_FILE",
+                    help="Compose files, merged in order as `docker compose -f` does")
+    sp.add_argument("--stack", metavar="NAME",
+                    help="the stack's name (default: Compose's project name)")
+    sp.add_argument("-o", "--output", metavar="PATH",
+                    help="write DIR/stack.toml (or PATH when it ends in .toml) instead of "
+                         "printing; relative paths are rewritten to stay valid from there")
+    sp.set_defaults(func=cmd_convert)
 
     sp = sub.add_parser("force-unlock",
                         help="release a stack lock left behind by a killed stackctl")
