@@ -1,0 +1,343 @@
+"""`stackctl export kubernetes`: every stack we have exports to manifests that the official
+Kubernetes schemas accept (strict: no unknown field) and that carry exactly what the spec
+says, read back from the YAML text. No engine is involved."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+import yaml
+
+from kube_check import (check_semantics, kubelet_expand, quantity_bytes, quantity_cpus,
+                        validate, validate_official)
+from support import ROOT
+from stackctl.errors import SpecError
+from stackctl.export import kube_sysctls
+from stackctl.export.kube_yaml import render
+from stackctl.export.kubernetes import _escape, export_kubernetes
+from stackctl.export.names import Namer, dns_label
+from stackctl.spec import load
+from stackctl.spec.model import Healthcheck, Stack
+from stackctl.spec.sysctls import IPC_SYSCTLS, normalize_value
+from stackctl.spec.units import parse_duration, parse_size
+
+EVERYTHING = Path(__file__).resolve().parent / "stacks" / "everything"
+
+
+def _candidates() -> list[Path]:
+    """Every spec file and spec directory in the repository's examples and tests."""
+    found: set[Path] = set()
+    for top in (ROOT / "specs", ROOT / "tests"):
+        for f in top.rglob("*.toml"):
+            found.add(f)
+            found.add(f.parent)
+    return sorted(found)
+
+
+def _loadable() -> list[tuple[str, Stack]]:
+    out = []
+    for path in _candidates():
+        try:
+            out.append((str(path.relative_to(ROOT)), load(path, env={}).stack))
+        except SpecError:
+            continue  # a bad-spec corpus entry, or a file that is part of a directory stack
+    return out
+
+
+STACKS = _loadable()
+IDS = [name for name, _ in STACKS]
+
+
+def test_every_example_and_good_test_stack_is_exported() -> None:
+    """The filter above keeps what must be kept: specs/*, tests/spec/good/*, our rich stack."""
+    must = {str(p.relative_to(ROOT)) for p in (ROOT / "specs").iterdir()}
+    must |= {str(p.relative_to(ROOT)) for p in (ROOT / "tests/spec/good").iterdir()}
+    must.add(str(EVERYTHING.relative_to(ROOT)))
+    assert must <= set(IDS), must - set(IDS)
+
+
+def _objects(stack: Stack, namespace: Optional[str] = None) -> list[dict[str, Any]]:
+    text = render(export_kubernetes(stack, namespace=namespace))
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+@pytest.mark.parametrize("name, stack", STACKS, ids=IDS)
+def test_manifests_pass_strict_schema_validation(name: str, stack: Stack) -> None:
+    objects = _objects(stack, namespace="shop-prod")
+    assert objects or not stack.groups
+    for obj in objects:
+        validate_official(obj)
+        check_semantics(obj)
+        assert obj["metadata"]["namespace"] == "shop-prod"
+
+
+def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] if kind == "Deployment"
+            else o["spec"]["selector"]["app.kubernetes.io/name"]: o
+            for o in objects if o["kind"] == kind}
+
+
+def _seconds(text: Optional[str], default: int) -> int:
+    if not text or parse_duration(text) == 0:
+        return default
+    return max(1, math.ceil(parse_duration(text) / 1e9))
+
+
+def _expected_probe(hc: Optional[Healthcheck]) -> Optional[dict[str, Any]]:
+    if hc is None or hc.disable or not hc.test or hc.test[0] == "NONE":
+        return None
+    command = list(hc.test[1:]) if hc.test[0] == "CMD" else ["sh", "-c", " ".join(hc.test[1:])]
+    return {"exec": {"command": command}, "periodSeconds": _seconds(hc.interval, 30),
+            "timeoutSeconds": _seconds(hc.timeout, 30), "failureThreshold": hc.retries or 3}
+
+
+def assert_carries(stack: Stack, objects: list[dict[str, Any]]) -> None:
+    """The manifests hold exactly the spec's sysctls, containers, ports, probes, limits."""
+    deployments, services = _by_kind(objects, "Deployment"), _by_kind(objects, "Service")
+    assert set(deployments) == set(stack.groups)
+    assert set(services) == {g for g, grp in stack.groups.items() if grp.ports}
+    for gname, group in stack.groups.items():
+        pod = deployments[gname]["spec"]["template"]["spec"]
+        assert deployments[gname]["spec"]["replicas"] == 1
+        assert deployments[gname]["spec"]["strategy"] == {"type": "Recreate"}
+        sysctls = {s["name"]: s["value"] for s in pod.get("securityContext", {}).get("sysctls", [])}
+        assert sysctls == {k: normalize_value(v) for k, v in group.sysctls.items()}
+
+        containers = pod.get("initContainers", []) + pod["containers"]
+        if not group.members:
+            assert [c["name"] for c in containers] == ["owner"]
+            continue
+        by_name = {c["name"]: c for c in containers}
+        assert set(by_name) == {dns_label(m) for m in group.members}
+        for mname, member in group.members.items():
+            c = by_name[dns_label(mname)]
+            env = {e["name"]: e["value"] for e in c.get("env", [])}
+            assert c["image"] == member.image
+            # What the kubelet runs, after its $(VAR) expansion, is what Docker runs.
+            expand = lambda s: kubelet_expand(s, env)  # noqa: E731
+            assert ([expand(a) for a in c["command"]] if "command" in c else None) == (
+                list(member.entrypoint) if member.entrypoint is not None else None)
+            assert ([expand(a) for a in c["args"]] if "args" in c else None) == (
+                list(member.command) if member.command is not None else None)
+            assert {k: expand(v) for k, v in env.items()} == member.environment
+            assert len(c.get("envFrom", [])) == len(member.env_file)
+            limits = c.get("resources", {}).get("limits", {})
+            if member.mem_limit is None:
+                assert "memory" not in limits
+            else:
+                assert quantity_bytes(limits["memory"]) == parse_size(member.mem_limit)
+            if member.cpus is None:
+                assert "cpu" not in limits
+            else:
+                assert quantity_cpus(limits["cpu"]) == pytest.approx(member.cpus, abs=0.0005)
+            probe = _expected_probe(member.healthcheck)
+            assert c.get("livenessProbe") == probe
+            assert c.get("readinessProbe") == probe
+            start = member.healthcheck and member.healthcheck.start_period
+            assert ("startupProbe" in c) == bool(probe and start and parse_duration(start) > 0)
+            if "startupProbe" in c:
+                assert c["startupProbe"]["exec"] == probe["exec"]  # type: ignore[index]
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            assert {v.split(":")[1] for v in member.volumes} <= mounts
+            assert {t.split(":")[0] for t in member.tmpfs} <= mounts
+            assert ("/dev/shm" in mounts) == (group.shm_size is not None)
+        if group.ports:
+            ports = {(p["port"], p["protocol"]) for p in services[gname]["spec"]["ports"]}
+            assert ports == {(p.container_port, p.protocol.upper()) for p in group.ports}
+            for p in services[gname]["spec"]["ports"]:
+                assert p["targetPort"] == p["port"]
+
+
+@pytest.mark.parametrize("name, stack", STACKS, ids=IDS)
+def test_manifests_carry_the_spec(name: str, stack: Stack) -> None:
+    assert_carries(stack, _objects(stack))
+
+
+def test_the_rich_stack_uses_every_key() -> None:
+    """tests/export/stacks/everything sets every key of the model (so the tests above see
+    every mapping), and what it maps is where it belongs."""
+    import attrs
+
+    from stackctl.spec import model
+
+    stack = dict(STACKS)[str(EVERYTHING.relative_to(ROOT))]
+    for cls, instances in ((model.Group, stack.groups.values()),
+                           (model.Member, [m for g in stack.groups.values() for m in g.members.values()]),
+                           (model.Network, stack.networks.values()),
+                           (model.Volume, stack.volumes.values()),
+                           (model.Healthcheck, [m.healthcheck for g in stack.groups.values()
+                                                for m in g.members.values() if m.healthcheck])):
+        for field in attrs.fields(cls):
+            values = [getattr(i, field.name) for i in instances]
+            assert any(v != field.default and v != getattr(field.default, "factory", lambda: object())()
+                       for v in values), f"{cls.__name__}.{field.name} is never set"
+
+    objects = _objects(stack)
+    edge = _by_kind(objects, "Deployment")["edge"]["spec"]["template"]["spec"]
+    assert edge["hostname"] == "edge"
+    assert edge["dnsConfig"] == {"nameservers": ["1.1.1.1", "9.9.9.9"],
+                                 "searches": ["example.internal"],
+                                 "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}
+    assert edge["hostAliases"] == [{"ip": "10.0.0.5", "hostnames": ["db.legacy", "db2.legacy"]},
+                                   {"ip": "2001:db8::1", "hostnames": ["v6.legacy"]}]
+    assert edge["terminationGracePeriodSeconds"] == 45
+    assert [c["name"] for c in edge["initContainers"]] == ["app-1"]  # web depends_on app_1
+    web = edge["containers"][0]
+    assert web["securityContext"] == {
+        "runAsUser": 101, "runAsGroup": 101,
+        "capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN"], "drop": ["ALL"]},
+        "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+        "appArmorProfile": {"type": "Localhost", "localhostProfile": "docker-default"},
+        "seLinuxOptions": {"type": "svirt_t"}}
+    assert web["workingDir"] == "/usr/share/nginx"
+    assert web["imagePullPolicy"] == "Always"
+    assert web["envFrom"] == [{"secretRef": {"name": "edge-web-env-1"}},
+                              {"secretRef": {"name": "edge-web-env-2"}}]
+    assert web["startupProbe"]["periodSeconds"] == 2
+    assert web["startupProbe"]["failureThreshold"] == 10 + 4  # 20s / 2s, then the retries
+    volumes = {v["name"]: v for v in edge["volumes"]}
+    assert volumes["dshm"] == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}
+    assert {"name": "host-srv-www", "hostPath": {"path": "/srv/www"}} in edge["volumes"]
+    tmpfs = [v for v in edge["volumes"] if v["name"].startswith("tmpfs-")]
+    assert [v["emptyDir"] for v in tmpfs] == [{"medium": "Memory"},
+                                              {"medium": "Memory", "sizeLimit": "64Mi"}]
+
+    claims = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PersistentVolumeClaim"}
+    assert set(claims) == {"pgdata", "media-files"}  # the external one is referenced only
+    api = _by_kind(objects, "Deployment")["api_v2"]["spec"]["template"]["spec"]
+    assert {"name": "data-legacy", "persistentVolumeClaim": {"claimName": "legacy-data"}} in api["volumes"]
+
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"back-internal", "solo-isolated"}
+    back = policies["back-internal"]
+    # db is only on the internal network: isolated to the groups on it; api_v2 also has a
+    # route out (default), so it is not restricted, as on the Docker host.
+    assert back["podSelector"]["matchExpressions"][0]["values"] == ["db"]
+    assert back["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"] == ["api_v2", "db"]
+    assert policies["solo-isolated"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "big_shop",
+                                        "app.kubernetes.io/name": "solo"}},
+        "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_warnings_name_every_key_without_an_equivalent() -> None:
+    stack = dict(STACKS)[str(EVERYTHING.relative_to(ROOT))]
+    export = export_kubernetes(stack)
+    paths = {w.path for w in export.warnings}
+    web = "groups.edge.members.web"
+    for path in (f"{web}.ulimits", f"{web}.devices", f"{web}.logging", f"{web}.stop_signal",
+                 f"{web}.pids_limit", f"{web}.init", f"{web}.volumes[0]", f"{web}.tmpfs[1]",
+                 f"{web}.security_opt[3]", "groups.edge.members.app_1.user",
+                 "groups.edge.members.app_1.restart", "groups.edge.ports", "groups.api_v2",
+                 "groups.edge.extra_hosts[3]", "networks.proxy", "volumes.legacy",
+                 "groups.edge.hostname", "groups.1st.members.only.healthcheck"):
+        assert path in paths, path
+    text = render(export)
+    for w in export.warnings:
+        assert f"#   {w}\n" in text
+
+
+def test_env_file_values_never_reach_the_manifests() -> None:
+    stack = load(EVERYTHING, env={}).stack
+    export = export_kubernetes(stack, namespace="shop", base_dir="tests/export/stacks/everything")
+    text = render(export)
+    for secret_file in (EVERYTHING / "web.env", EVERYTHING / "secrets/extra.env"):
+        for line in secret_file.read_text().splitlines():
+            assert line.split("=", 1)[1] not in text
+    assert export.secret_commands() == [
+        "kubectl create secret generic edge-web-env-1 --namespace shop "
+        "--from-env-file=tests/export/stacks/everything/web.env",
+        "kubectl create secret generic edge-web-env-2 --namespace shop "
+        "--from-env-file=tests/export/stacks/everything/secrets/extra.env",
+    ]
+    for command in export.secret_commands():
+        assert f"#   {command}\n" in text
+
+
+def test_same_stack_same_bytes() -> None:
+    for _, stack in STACKS:
+        assert render(export_kubernetes(stack)) == render(export_kubernetes(stack))
+
+
+# -------------------------------------------------------------------------------- sysctls
+def test_safe_set_is_the_kubelets_of_the_target_release() -> None:
+    assert kube_sysctls.KUBERNETES_VERSION == "1.37"
+    assert set(kube_sysctls.SAFE_SYSCTLS) == {
+        "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem",
+        "net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat"}
+
+
+def test_kubelet_flag_lists_exactly_the_unsafe_sysctls_and_refuses_none() -> None:
+    stack = dict(STACKS)[str(EVERYTHING.relative_to(ROOT))]
+    export = export_kubernetes(stack)
+    assert export.kubelet_flag == ("--allowed-unsafe-sysctls=fs.mqueue.msg_max,kernel.sem,"
+                                   "kernel.shmmax,net.core.somaxconn")
+    assert render(export).startswith("# Kubernetes manifests of stackctl stack 'big_shop'")
+    head = render(export).split("\n---\n", 1)[0]
+    assert f"#   {export.kubelet_flag}\n" in head
+    assert "net.ipv4.tcp_rmem is safe since Kubernetes 1.32" in head
+    # Every IPC sysctl the spec accepts exports; none is refused.
+    ipc = {name: "1" for name in sorted(IPC_SYSCTLS)}
+    text = "[stack]\nname = \"s\"\n[groups.g]\nsysctls = { " + ", ".join(
+        f'"{k}" = "{v}"' for k, v in ipc.items()) + ', "net.ipv4.tcp_syncookies" = 1 }\n'
+    loaded = _load_text(text)
+    flag = export_kubernetes(loaded).kubelet_flag
+    assert flag == "--allowed-unsafe-sysctls=" + ",".join(sorted(set(IPC_SYSCTLS) - {"kernel.shm_rmid_forced"}))
+
+
+def test_all_safe_sysctls_need_no_flag() -> None:
+    stack = _load_text('[stack]\nname = "s"\n[groups.g]\nsysctls = { "net.ipv4.tcp_syncookies" = 1 }\n')
+    export = export_kubernetes(stack)
+    assert export.kubelet_flag is None
+    assert "no --allowed-unsafe-sysctls needed" in render(export)
+
+
+def _load_text(text: str) -> Stack:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "stack.toml"
+        f.write_text(text)
+        return load(f, env={}).stack
+
+
+# -------------------------------------------------------------------------- small parts
+@pytest.mark.parametrize("text", ["$HOME", "$(HOME)", "$$(HOME)", "$$", "a$", "$", "$(",
+                                  "echo $$ $(x) $$$(y)", "()$$$(", "$((1+2))"])
+def test_escape_survives_kubelet_expansion(text: str) -> None:
+    assert kubelet_expand(_escape(text), {"HOME": "/root", "x": "X", "y": "Y"}) == text
+
+
+def test_escape_leaves_plain_shell_variables_alone() -> None:
+    assert _escape("echo $HOME ${USER}") == "echo $HOME ${USER}"
+
+
+def test_namer_converts_only_what_it_must_and_keeps_names_apart() -> None:
+    n = Namer()
+    n.prepare(["api_v2", "api-v2", "web"])
+    assert n.name("web") == "web" and n.name("api-v2") == "api-v2"
+    assert n.name("api_v2").startswith("api-v2-") and len(n.name("api_v2")) == len("api-v2-") + 5
+    assert n.renamed == {"api_v2": n.name("api_v2")}
+    assert Namer(letter_first=True).name("1st") == "x-1st"
+    assert len(dns_label("a" * 100)) == 63
+    assert dns_label("Media_Files.v2") == "media-files-v2"
+
+
+def test_invalid_namespace_is_refused() -> None:
+    from stackctl.errors import ExportError
+
+    stack = dict(STACKS)["specs/hello"]
+    with pytest.raises(ExportError, match="--namespace 'Prod_1' is not a valid namespace"):
+        export_kubernetes(stack, namespace="Prod_1")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
