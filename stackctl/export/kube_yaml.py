@@ -30,6 +30,18 @@ class _Dumper(yaml.SafeDumper):
         return True  # objects share label dicts; YAML anchors would only confuse readers
 
 
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # PyYAML writes NEL, LS and PS raw in plain and single-quoted scalars, where a reader
+    # folds them as line breaks (measured: '\x85a' read back as ' a'); a double-quoted
+    # scalar escapes them (\N, \L, \P).
+    if any(ch in text for ch in "\x85\u2028\u2029"):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"')
+    return dumper.represent_str(text)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def _dump(obj: Any) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      allow_unicode=True, width=1 << 16)

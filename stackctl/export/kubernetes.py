@@ -145,6 +145,8 @@ class _Context:
         self.warnings.append(ExportWarning(path, message))
 
     def labels(self, name: str, component: str) -> dict[str, str]:
+        """The labels of every object; ``name`` is the object's Kubernetes name (groups'
+        are unique, so a pod selector by name never picks another group's pods)."""
         return {
             PART_OF: label_value(self.stack.name),
             NAME: label_value(name),
@@ -160,7 +162,7 @@ class _Context:
         return meta
 
     def selector(self, group: str) -> dict[str, str]:
-        return {PART_OF: label_value(self.stack.name), NAME: label_value(group)}
+        return {PART_OF: label_value(self.stack.name), NAME: self.group_names.name(group)}
 
     def seconds(self, text: Optional[str], default: int, path: str) -> int:
         """A Docker duration as the whole seconds a probe takes (at least 1)."""
@@ -281,7 +283,7 @@ def _claims(ctx: _Context, claims_used: dict[str, list[str]]) -> list[Document]:
         obj: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": ctx.metadata(_claim_name(ctx, vname), ctx.labels(vname, "volume")),
+            "metadata": ctx.metadata(_claim_name(ctx, vname), ctx.labels(_claim_name(ctx, vname), "volume")),
         }
         annotations = _annotations(ctx, declared.labels if declared else {}, f"{path}.labels")
         if annotations:
@@ -528,7 +530,7 @@ def _group(ctx: _Context, gname: str, group: Group,
            claims_used: dict[str, list[str]]) -> list[Document]:
     path = f"groups.{gname}"
     name = ctx.group_names.name(gname)
-    labels = ctx.labels(gname, "group")
+    labels = ctx.labels(name, "group")
     pod_volumes = _PodVolumes()
     containers_namer = Namer()
     containers_namer.prepare(list(group.members))
@@ -674,7 +676,7 @@ def _policies(ctx: _Context) -> list[Document]:
             continue
         peers = {"podSelector": {"matchLabels": {PART_OF: label_value(stack.name)},
                                  "matchExpressions": [{"key": NAME, "operator": "In",
-                                                       "values": [label_value(g) for g in on]}]}}
+                                                       "values": [ctx.group_names.name(g) for g in on]}]}}
         name = ctx.policy_names.name(f"{nname}-internal")
         policy = {
             "apiVersion": "networking.k8s.io/v1",
@@ -683,7 +685,7 @@ def _policies(ctx: _Context) -> list[Document]:
             "spec": {
                 "podSelector": {"matchLabels": {PART_OF: label_value(stack.name)},
                                 "matchExpressions": [{"key": NAME, "operator": "In",
-                                                      "values": [label_value(g) for g in isolated]}]},
+                                                      "values": [ctx.group_names.name(g) for g in isolated]}]},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": [peers]}],
                 "egress": [{"to": [peers]}, _DNS_EGRESS],
@@ -698,7 +700,7 @@ def _policies(ctx: _Context) -> list[Document]:
             docs.append(Document({
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
-                "metadata": ctx.metadata(name, ctx.labels(gname, "group")),
+                "metadata": ctx.metadata(name, ctx.labels(ctx.group_names.name(gname), "group")),
                 "spec": {"podSelector": {"matchLabels": ctx.selector(gname)},
                          "policyTypes": ["Ingress", "Egress"]},
             }, (f"group {gname!r} has networks = []: loopback only, no traffic in or out",)))

@@ -10,13 +10,21 @@ Quantities are read back here with their own small parser, not the exporter's.
 from __future__ import annotations
 
 import functools
+import math
 import re
-from typing import Any
+from typing import Any, Optional
 
 import jsonschema
+import pytest
+import yaml
 import kubernetes_validate
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
+
+from stackctl.export.names import Namer
+from stackctl.spec.model import Healthcheck, Stack
+from stackctl.spec.sysctls import normalize_value
+from stackctl.spec.units import parse_duration, parse_size
 
 KUBERNETES = "1.37.0"  # the newest release kubernetes-validate 1.37 ships schemas for
 
@@ -24,6 +32,13 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 IANA_SVC_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def read_yaml(text: str) -> list[dict[str, Any]]:
+    """The documents of a YAML stream, read with libyaml where present (another YAML
+    implementation than the pure-Python emitter that wrote them, and 10 times faster)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
 
 
 def validate_official(obj: dict[str, Any]) -> None:
@@ -148,3 +163,89 @@ def kubelet_expand(text: str, env: dict[str, str]) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] if kind == "Deployment"
+            else o["spec"]["selector"]["app.kubernetes.io/name"]: o
+            for o in objects if o["kind"] == kind}
+
+
+def _seconds(text: Optional[str], default: int) -> int:
+    if not text or parse_duration(text) == 0:
+        return default
+    return max(1, math.ceil(parse_duration(text) / 1e9))
+
+
+def _expected_probe(hc: Optional[Healthcheck]) -> Optional[dict[str, Any]]:
+    if hc is None or hc.disable or not hc.test or hc.test[0] == "NONE":
+        return None
+    command = list(hc.test[1:]) if hc.test[0] == "CMD" else ["sh", "-c", " ".join(hc.test[1:])]
+    return {"exec": {"command": command}, "periodSeconds": _seconds(hc.interval, 30),
+            "timeoutSeconds": _seconds(hc.timeout, 30), "failureThreshold": hc.retries or 3}
+
+
+def assert_carries(stack: Stack, objects: list[dict[str, Any]]) -> None:
+    """The manifests hold exactly the spec's sysctls, containers, ports, probes, limits."""
+    deployments, services = by_kind(objects, "Deployment"), by_kind(objects, "Service")
+    # Kubernetes names of the groups: the Namer is unit-tested on its own.
+    groups = Namer(letter_first=True)
+    groups.prepare(list(stack.groups))
+    assert set(deployments) == {groups.name(g) for g in stack.groups}
+    assert set(services) == {groups.name(g) for g, grp in stack.groups.items() if grp.ports}
+    for gname, group in stack.groups.items():
+        deployment = deployments[groups.name(gname)]
+        assert deployment["metadata"]["name"] == groups.name(gname)
+        pod = deployment["spec"]["template"]["spec"]
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        sysctls = {s["name"]: s["value"] for s in pod.get("securityContext", {}).get("sysctls", [])}
+        assert sysctls == {k: normalize_value(v) for k, v in group.sysctls.items()}
+
+        containers = pod.get("initContainers", []) + pod["containers"]
+        if not group.members:
+            assert [c["name"] for c in containers] == ["owner"]
+            continue
+        by_name = {c["name"]: c for c in containers}
+        members = Namer()
+        members.prepare(list(group.members))
+        assert set(by_name) == {members.name(m) for m in group.members}
+        for mname, member in group.members.items():
+            c = by_name[members.name(mname)]
+            env = {e["name"]: e["value"] for e in c.get("env", [])}
+            assert c["image"] == member.image
+            # What the kubelet runs, after its $(VAR) expansion, is what Docker runs.
+            expand = lambda s: kubelet_expand(s, env)  # noqa: E731
+            assert ([expand(a) for a in c["command"]] if "command" in c else None) == (
+                list(member.entrypoint) if member.entrypoint is not None else None)
+            assert ([expand(a) for a in c["args"]] if "args" in c else None) == (
+                list(member.command) if member.command is not None else None)
+            assert {k: expand(v) for k, v in env.items()} == member.environment
+            assert len(c.get("envFrom", [])) == len(member.env_file)
+            limits = c.get("resources", {}).get("limits", {})
+            if member.mem_limit is None:
+                assert "memory" not in limits
+            else:
+                assert quantity_bytes(limits["memory"]) == parse_size(member.mem_limit)
+            if member.cpus is None:
+                assert "cpu" not in limits
+            else:
+                assert quantity_cpus(limits["cpu"]) == pytest.approx(member.cpus, abs=0.0005)
+            probe = _expected_probe(member.healthcheck)
+            assert c.get("livenessProbe") == probe
+            assert c.get("readinessProbe") == probe
+            start = member.healthcheck and member.healthcheck.start_period
+            assert ("startupProbe" in c) == bool(probe and start and parse_duration(start) > 0)
+            if "startupProbe" in c:
+                assert c["startupProbe"]["exec"] == probe["exec"]  # type: ignore[index]
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            assert {v.split(":")[1] for v in member.volumes} <= mounts
+            assert {t.split(":")[0] for t in member.tmpfs} <= mounts
+            assert ("/dev/shm" in mounts) == (group.shm_size is not None)
+        if group.ports:
+            service = services[groups.name(gname)]
+            assert service["metadata"]["name"] == groups.name(gname)
+            ports = {(p["port"], p["protocol"]) for p in service["spec"]["ports"]}
+            assert ports == {(p.container_port, p.protocol.upper()) for p in group.ports}
+            for p in service["spec"]["ports"]:
+                assert p["targetPort"] == p["port"]

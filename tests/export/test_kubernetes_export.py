@@ -4,16 +4,15 @@ says, read back from the YAML text. No engine is involved."""
 
 from __future__ import annotations
 
-import math
+
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-import yaml
 
-from kube_check import (check_semantics, kubelet_expand, quantity_bytes, quantity_cpus,
-                        validate, validate_official)
+from kube_check import (assert_carries, by_kind, check_semantics, kubelet_expand, read_yaml,
+                        validate_official)
 from support import ROOT
 from stackctl.errors import SpecError
 from stackctl.export import kube_sysctls
@@ -21,9 +20,8 @@ from stackctl.export.kube_yaml import render
 from stackctl.export.kubernetes import _escape, export_kubernetes
 from stackctl.export.names import Namer, dns_label
 from stackctl.spec import load
-from stackctl.spec.model import Healthcheck, Stack
-from stackctl.spec.sysctls import IPC_SYSCTLS, normalize_value
-from stackctl.spec.units import parse_duration, parse_size
+from stackctl.spec.model import Stack
+from stackctl.spec.sysctls import IPC_SYSCTLS
 
 EVERYTHING = Path(__file__).resolve().parent / "stacks" / "everything"
 
@@ -62,7 +60,7 @@ def test_every_example_and_good_test_stack_is_exported() -> None:
 
 def _objects(stack: Stack, namespace: Optional[str] = None) -> list[dict[str, Any]]:
     text = render(export_kubernetes(stack, namespace=namespace))
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    return read_yaml(text)
 
 
 @pytest.mark.parametrize("name, stack", STACKS, ids=IDS)
@@ -73,83 +71,6 @@ def test_manifests_pass_strict_schema_validation(name: str, stack: Stack) -> Non
         validate_official(obj)
         check_semantics(obj)
         assert obj["metadata"]["namespace"] == "shop-prod"
-
-
-def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] if kind == "Deployment"
-            else o["spec"]["selector"]["app.kubernetes.io/name"]: o
-            for o in objects if o["kind"] == kind}
-
-
-def _seconds(text: Optional[str], default: int) -> int:
-    if not text or parse_duration(text) == 0:
-        return default
-    return max(1, math.ceil(parse_duration(text) / 1e9))
-
-
-def _expected_probe(hc: Optional[Healthcheck]) -> Optional[dict[str, Any]]:
-    if hc is None or hc.disable or not hc.test or hc.test[0] == "NONE":
-        return None
-    command = list(hc.test[1:]) if hc.test[0] == "CMD" else ["sh", "-c", " ".join(hc.test[1:])]
-    return {"exec": {"command": command}, "periodSeconds": _seconds(hc.interval, 30),
-            "timeoutSeconds": _seconds(hc.timeout, 30), "failureThreshold": hc.retries or 3}
-
-
-def assert_carries(stack: Stack, objects: list[dict[str, Any]]) -> None:
-    """The manifests hold exactly the spec's sysctls, containers, ports, probes, limits."""
-    deployments, services = _by_kind(objects, "Deployment"), _by_kind(objects, "Service")
-    assert set(deployments) == set(stack.groups)
-    assert set(services) == {g for g, grp in stack.groups.items() if grp.ports}
-    for gname, group in stack.groups.items():
-        pod = deployments[gname]["spec"]["template"]["spec"]
-        assert deployments[gname]["spec"]["replicas"] == 1
-        assert deployments[gname]["spec"]["strategy"] == {"type": "Recreate"}
-        sysctls = {s["name"]: s["value"] for s in pod.get("securityContext", {}).get("sysctls", [])}
-        assert sysctls == {k: normalize_value(v) for k, v in group.sysctls.items()}
-
-        containers = pod.get("initContainers", []) + pod["containers"]
-        if not group.members:
-            assert [c["name"] for c in containers] == ["owner"]
-            continue
-        by_name = {c["name"]: c for c in containers}
-        assert set(by_name) == {dns_label(m) for m in group.members}
-        for mname, member in group.members.items():
-            c = by_name[dns_label(mname)]
-            env = {e["name"]: e["value"] for e in c.get("env", [])}
-            assert c["image"] == member.image
-            # What the kubelet runs, after its $(VAR) expansion, is what Docker runs.
-            expand = lambda s: kubelet_expand(s, env)  # noqa: E731
-            assert ([expand(a) for a in c["command"]] if "command" in c else None) == (
-                list(member.entrypoint) if member.entrypoint is not None else None)
-            assert ([expand(a) for a in c["args"]] if "args" in c else None) == (
-                list(member.command) if member.command is not None else None)
-            assert {k: expand(v) for k, v in env.items()} == member.environment
-            assert len(c.get("envFrom", [])) == len(member.env_file)
-            limits = c.get("resources", {}).get("limits", {})
-            if member.mem_limit is None:
-                assert "memory" not in limits
-            else:
-                assert quantity_bytes(limits["memory"]) == parse_size(member.mem_limit)
-            if member.cpus is None:
-                assert "cpu" not in limits
-            else:
-                assert quantity_cpus(limits["cpu"]) == pytest.approx(member.cpus, abs=0.0005)
-            probe = _expected_probe(member.healthcheck)
-            assert c.get("livenessProbe") == probe
-            assert c.get("readinessProbe") == probe
-            start = member.healthcheck and member.healthcheck.start_period
-            assert ("startupProbe" in c) == bool(probe and start and parse_duration(start) > 0)
-            if "startupProbe" in c:
-                assert c["startupProbe"]["exec"] == probe["exec"]  # type: ignore[index]
-            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
-            assert {v.split(":")[1] for v in member.volumes} <= mounts
-            assert {t.split(":")[0] for t in member.tmpfs} <= mounts
-            assert ("/dev/shm" in mounts) == (group.shm_size is not None)
-        if group.ports:
-            ports = {(p["port"], p["protocol"]) for p in services[gname]["spec"]["ports"]}
-            assert ports == {(p.container_port, p.protocol.upper()) for p in group.ports}
-            for p in services[gname]["spec"]["ports"]:
-                assert p["targetPort"] == p["port"]
 
 
 @pytest.mark.parametrize("name, stack", STACKS, ids=IDS)
@@ -177,7 +98,7 @@ def test_the_rich_stack_uses_every_key() -> None:
                        for v in values), f"{cls.__name__}.{field.name} is never set"
 
     objects = _objects(stack)
-    edge = _by_kind(objects, "Deployment")["edge"]["spec"]["template"]["spec"]
+    edge = by_kind(objects, "Deployment")["edge"]["spec"]["template"]["spec"]
     assert edge["hostname"] == "edge"
     assert edge["dnsConfig"] == {"nameservers": ["1.1.1.1", "9.9.9.9"],
                                  "searches": ["example.internal"],
@@ -208,7 +129,7 @@ def test_the_rich_stack_uses_every_key() -> None:
 
     claims = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PersistentVolumeClaim"}
     assert set(claims) == {"pgdata", "media-files"}  # the external one is referenced only
-    api = _by_kind(objects, "Deployment")["api_v2"]["spec"]["template"]["spec"]
+    api = by_kind(objects, "Deployment")["api-v2"]["spec"]["template"]["spec"]
     assert {"name": "data-legacy", "persistentVolumeClaim": {"claimName": "legacy-data"}} in api["volumes"]
 
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
@@ -217,7 +138,7 @@ def test_the_rich_stack_uses_every_key() -> None:
     # db is only on the internal network: isolated to the groups on it; api_v2 also has a
     # route out (default), so it is not restricted, as on the Docker host.
     assert back["podSelector"]["matchExpressions"][0]["values"] == ["db"]
-    assert back["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"] == ["api_v2", "db"]
+    assert back["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"] == ["api-v2", "db"]
     assert policies["solo-isolated"] == {
         "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "big_shop",
                                         "app.kubernetes.io/name": "solo"}},
