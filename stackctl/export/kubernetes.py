@@ -413,7 +413,9 @@ def _container(ctx: _Context, gname: str, mname: str, name: str, member: Member,
         resources["cpu"] = _quantity_cpu(member.cpus)
     if member.mem_limit is not None:
         try:
-            resources["memory"] = _quantity_bytes(parse_size(member.mem_limit))
+            memory = parse_size(member.mem_limit)
+            if memory:  # Docker reads 0 as no limit
+                resources["memory"] = _quantity_bytes(memory)
         except UnitError:
             ctx.warn(f"{path}.mem_limit", f"{member.mem_limit!r} is not a size: no limit set")
     if resources:

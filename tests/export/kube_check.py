@@ -223,7 +223,7 @@ def assert_carries(stack: Stack, objects: list[dict[str, Any]]) -> None:
             assert {k: expand(v) for k, v in env.items()} == member.environment
             assert len(c.get("envFrom", [])) == len(member.env_file)
             limits = c.get("resources", {}).get("limits", {})
-            if member.mem_limit is None:
+            if member.mem_limit is None or parse_size(member.mem_limit) == 0:
                 assert "memory" not in limits
             else:
                 assert quantity_bytes(limits["memory"]) == parse_size(member.mem_limit)

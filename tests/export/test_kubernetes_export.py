@@ -78,6 +78,31 @@ def test_manifests_carry_the_spec(name: str, stack: Stack) -> None:
     assert_carries(stack, _objects(stack))
 
 
+def test_the_checks_are_not_vacuous() -> None:
+    """The strict schemas refuse an unknown field and a wrong type; the semantic checks a
+    mount of a volume the pod does not have and a name that is no DNS label."""
+    import copy
+
+    import kubernetes_validate
+
+    stack = dict(STACKS)[str(EVERYTHING.relative_to(ROOT))]
+    deployment = next(o for o in _objects(stack) if o["kind"] == "Deployment")
+    validate_official(deployment)
+    for breakage in (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(ports=80),
+                     lambda d: d["spec"]["template"]["spec"].update(sysctls=[]),
+                     lambda d: d["spec"].update(replicas="one")):
+        broken = copy.deepcopy(deployment)
+        breakage(broken)
+        with pytest.raises(kubernetes_validate.ValidationError):
+            validate_official(broken)
+    for breakage in (lambda d: d["spec"]["template"]["spec"]["volumes"].pop(),
+                     lambda d: d["metadata"].update(name="api_v2")):
+        broken = copy.deepcopy(deployment)
+        breakage(broken)
+        with pytest.raises(AssertionError):
+            check_semantics(broken)
+
+
 def test_the_rich_stack_uses_every_key() -> None:
     """tests/export/stacks/everything sets every key of the model (so the tests above see
     every mapping), and what it maps is where it belongs."""
