@@ -16,6 +16,7 @@ mapping; keep the two in step.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import posixpath
 import re
@@ -498,6 +499,11 @@ def _extra_hosts(ctx: _Context, entries: tuple[str, ...], path: str) -> list[dic
             ctx.warn(f"{path}[{i}]", f"{host} -> host-gateway: a pod has no Docker host; "
                      "point it at a Service or the node's address")
             continue
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            ctx.warn(f"{path}[{i}]", f"{ip!r} is not an IP address: left out")
+            continue
         by_ip.setdefault(ip, []).append(host)
     return [{"ip": ip, "hostnames": hosts} for ip, hosts in sorted(by_ip.items())]
 
@@ -505,7 +511,10 @@ def _extra_hosts(ctx: _Context, entries: tuple[str, ...], path: str) -> list[dic
 def _dns_config(ctx: _Context, group: Group, path: str) -> Optional[dict[str, Any]]:
     config: dict[str, Any] = {}
     if group.dns:
-        config["nameservers"] = list(group.dns)
+        config["nameservers"] = list(group.dns[:3])
+        if len(group.dns) > 3:
+            ctx.warn(f"{path}.dns", f"a pod takes at most 3 nameservers: {', '.join(group.dns[3:])} "
+                     "left out")
         ctx.warn(f"{path}.dns", "added after the cluster's DNS (dnsPolicy ClusterFirst), so "
                  "Service names still resolve; Docker replaces the resolvers instead")
     if group.dns_search:
@@ -551,7 +560,9 @@ def _group(ctx: _Context, gname: str, group: Group,
             shm = pod_volumes.add(("shm", ""), "dshm",
                                   {"emptyDir": {"medium": "Memory", "sizeLimit": size}})
             for c in built.values():
-                c.setdefault("volumeMounts", []).append({"name": shm, "mountPath": "/dev/shm"})
+                mounts = c.setdefault("volumeMounts", [])
+                if all(m["mountPath"].rstrip("/") != "/dev/shm" for m in mounts):
+                    mounts.append({"name": shm, "mountPath": "/dev/shm"})
         except UnitError:
             ctx.warn(f"{path}.shm_size", f"{group.shm_size!r} is not a size: left out")
     sidecars = [{**built[n], "restartPolicy": "Always"} for n in sidecar_names]

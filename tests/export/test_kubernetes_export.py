@@ -287,3 +287,35 @@ def test_invalid_namespace_is_refused() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+def test_member_dependencies_start_first_as_sidecars_in_order() -> None:
+    stack = _load_text('[stack]\nname = "s"\n[groups.g.members.c]\nimage = "busybox"\n'
+                       'depends_on = ["b"]\n[groups.g.members.b]\nimage = "busybox"\n'
+                       'depends_on = ["a"]\n[groups.g.members.a]\nimage = "busybox"\n'
+                       '[groups.g.members.z]\nimage = "busybox"\n')
+    pod = by_kind(_objects(stack), "Deployment")["g"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["a", "b"]
+    assert [c["restartPolicy"] for c in pod["initContainers"]] == ["Always", "Always"]
+    assert [c["name"] for c in pod["containers"]] == ["c", "z"]
+
+
+def test_internal_network_with_a_route_out_for_everyone_needs_no_policy() -> None:
+    stack = _load_text('[stack]\nname = "s"\n[networks.back]\ninternal = true\n'
+                       '[groups.a]\nnetworks = ["default", "back"]\n'
+                       '[groups.a.members.m]\nimage = "busybox"\n')
+    export = export_kubernetes(stack)
+    assert not [d for d in export.documents if d.kind == "NetworkPolicy"]
+    assert any(w.path == "networks.back" and "no NetworkPolicy is needed" in w.message
+               for w in export.warnings)
+
+
+def test_a_group_without_members_runs_its_owner_image() -> None:
+    stack = _load_text('[stack]\nname = "s"\n[groups.lonely]\nports = ["8080:80"]\n'
+                       'owner_image = "busybox:1.36"\nowner_command = ["sleep", "$(x)"]\n')
+    objects = _objects(stack)
+    for obj in objects:
+        validate_official(obj)
+    pod = by_kind(objects, "Deployment")["lonely"]["spec"]["template"]["spec"]
+    assert pod["containers"] == [{"name": "owner", "image": "busybox:1.36",
+                                  "args": ["sleep", "$$(x)"]}]
