@@ -17,7 +17,8 @@ from support import ROOT
 from stackctl.errors import SpecError
 from stackctl.export import kube_sysctls
 from stackctl.export.kube_yaml import render
-from stackctl.export.kubernetes import _escape, export_kubernetes
+from stackctl.export.kube_context import escape
+from stackctl.export.kubernetes import export_kubernetes
 from stackctl.export.names import Namer, dns_label
 from stackctl.spec import load
 from stackctl.spec.model import Stack
@@ -259,11 +260,11 @@ def _load_text(text: str) -> Stack:
 @pytest.mark.parametrize("text", ["$HOME", "$(HOME)", "$$(HOME)", "$$", "a$", "$", "$(",
                                   "echo $$ $(x) $$$(y)", "()$$$(", "$((1+2))"])
 def test_escape_survives_kubelet_expansion(text: str) -> None:
-    assert kubelet_expand(_escape(text), {"HOME": "/root", "x": "X", "y": "Y"}) == text
+    assert kubelet_expand(escape(text), {"HOME": "/root", "x": "X", "y": "Y"}) == text
 
 
 def test_escape_leaves_plain_shell_variables_alone() -> None:
-    assert _escape("echo $HOME ${USER}") == "echo $HOME ${USER}"
+    assert escape("echo $HOME ${USER}") == "echo $HOME ${USER}"
 
 
 def test_namer_converts_only_what_it_must_and_keeps_names_apart() -> None:
