@@ -238,8 +238,8 @@ def _group(ctx: Context, gname: str, group: Group,
     if group.depends_on:
         comments.append(f"depends_on = {list(group.depends_on)}: Kubernetes has no start order "
                         "between Deployments. This pod starts at once; its apps must retry "
-                        "until " + ", ".join(group.depends_on) + " answer (or wait in an init "
-                        "container).")
+                        "until " + ", ".join(group.depends_on) + " can be reached (or wait in "
+                        "an init container).")
     if sidecar_names:
         comments.append("members others depend on (" + ", ".join(sidecar_names) + ") are "
                         "sidecars (initContainers, restartPolicy Always): they start first, "
