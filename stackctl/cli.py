@@ -337,6 +337,7 @@ def cmd_status(args: argparse.Namespace, out: _Out) -> int:
 
 def cmd_export_kubernetes(args: argparse.Namespace, out: _Out) -> int:
     """Stack -> Kubernetes manifests (stdout or -o FILE); notes and warnings on stderr."""
+    from stackctl.errors import StackctlError
     from stackctl.export.kube_yaml import render, sysctl_lines
     from stackctl.export.kubernetes import export_kubernetes
 
@@ -345,8 +346,11 @@ def cmd_export_kubernetes(args: argparse.Namespace, out: _Out) -> int:
     export = export_kubernetes(loaded.stack, namespace=args.namespace, base_dir=base)
     text = render(export)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise StackctlError(f"cannot write {args.output}: {exc.strerror}") from None
     else:
         out.say(text, end="")
     notes = sysctl_lines(export)

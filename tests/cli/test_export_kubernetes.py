@@ -80,6 +80,7 @@ def test_a_bad_spec_is_the_usual_validation_error() -> None:
     (["specs/hello", "--namespace", "Prod_1"], "--namespace 'Prod_1' is not a valid namespace name"),
     (["specs/no-such-stack"], "no such file or directory"),
     (["specs/hello", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["specs/hello", "-o", "/no/such/dir/k8s.yaml"], "cannot write /no/such/dir/k8s.yaml: No such file"),
 ])
 def test_errors_exit_1_with_one_message(args: list[str], fragment: str) -> None:
     result = _export(*args)
