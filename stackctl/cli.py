@@ -388,6 +388,34 @@ def cmd_convert(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def cmd_export_kubernetes(args: argparse.Namespace, out: _Out) -> int:
+    """Stack -> Kubernetes manifests (stdout or -o FILE); notes and warnings on stderr."""
+    from stackctl.errors import StackctlError
+    from stackctl.export.kube_yaml import render, sysctl_lines
+    from stackctl.export.kubernetes import export_kubernetes
+
+    loaded = _load(args.path)
+    base = args.path if os.path.isdir(args.path) else os.path.dirname(args.path) or "."
+    export = export_kubernetes(loaded.stack, namespace=args.namespace, base_dir=base)
+    text = render(export)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise StackctlError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        out.say(text, end="")
+    notes = sysctl_lines(export)
+    notes += [f"Create first: {c}" for c in export.secret_commands()]
+    notes += [f"Warning: {w}" for w in export.warnings]
+    sys.stderr.write("".join(f"{line}\n" for line in notes))
+    if args.output:
+        sys.stderr.write(f"Wrote {len(export.documents)} object(s) of stack "
+                         f"{export.stack!r} to {args.output}.\n")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 def _bool(text: str) -> bool:
     if text.lower() in ("true", "1", "yes"):
@@ -572,6 +600,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--destroy", action="store_true", help="graph a destroy plan")
     plan_opts(sp)
     sp.set_defaults(func=cmd_graph)
+
+    sp = sub.add_parser("export", help="write the stack in another tool's format; no engine")
+    formats = sp.add_subparsers(dest="format", metavar="FORMAT")
+    formats.required = True
+    fp = formats.add_parser("kubernetes", help="Kubernetes manifests: a Deployment per group, "
+                            "Services, claims, NetworkPolicies (see docs/migrating.md)")
+    path_arg(fp)
+    fp.add_argument("-o", "--output", metavar="FILE", help="write the manifests to FILE "
+                    "(default: standard output)")
+    fp.add_argument("--namespace", metavar="NS", help="set metadata.namespace on every object")
+    fp.set_defaults(func=cmd_export_kubernetes)
     return p
 
 

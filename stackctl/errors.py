@@ -55,6 +55,10 @@ class StalePlanError(PlanError):
     """The engine's state changed after the saved plan was made."""
 
 
+class ExportError(StackctlError):
+    """A stack cannot be exported as asked (e.g. an invalid Kubernetes namespace name)."""
+
+
 class LockError(StackctlError):
     """Another stackctl process holds this stack's lock."""
 
