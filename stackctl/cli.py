@@ -393,8 +393,9 @@ def cmd_export_kubernetes(args: argparse.Namespace, out: _Out) -> int:
     from stackctl.errors import StackctlError
     from stackctl.export.kube_yaml import render, sysctl_lines
     from stackctl.export.kubernetes import export_kubernetes
+    from stackctl.session import load
 
-    loaded = _load(args.path)
+    loaded = load(args.path)
     base = args.path if os.path.isdir(args.path) else os.path.dirname(args.path) or "."
     export = export_kubernetes(loaded.stack, namespace=args.namespace, base_dir=base)
     text = render(export)
