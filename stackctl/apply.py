@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import attrs
 
 from stackctl.errors import ApplyError, EngineError
 from stackctl.executor import run_dag
+from stackctl.member_config import IN_PLACE
 from stackctl.plan.model import Action, Change, Plan
 from stackctl.resources import Resource, Role
 
@@ -31,7 +32,7 @@ class EngineActions(Protocol):
     def create_member(self, stack: str, r: Resource, owner: str) -> str: ...
     def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]: ...
     def restart(self, stack: str, cid: str, name: str) -> None: ...
-    def update(self, stack: str, cid: str, name: str, changes: dict[str, str]) -> None: ...
+    def update(self, stack: str, cid: str, name: str, changes: dict[str, Any]) -> None: ...
     def remove(self, stack: str, cid: str, name: str) -> None: ...
 
 
@@ -135,7 +136,7 @@ class Applier:
         assert r is not None, f"{c.address}: {kind} without a desired resource"
         if kind in ("restart", "update") and r.role is not Role.HELPER:
             assert c.container_id and c.container_name
-            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart")}
+            mend = {a.name: a.after for a in c.attributes if a.name in ("name", *IN_PLACE)}
             if mend:
                 self.engine.update(stack, c.container_id, c.container_name, mend)
             if kind == "restart":

@@ -61,7 +61,7 @@ def _desired(loaded: "LoadedSpec") -> "list[Resource]":
     from stackctl.resources import desired
 
     if id(loaded) not in _DESIRED:
-        _DESIRED[id(loaded)] = (loaded, desired(loaded.stack))
+        _DESIRED[id(loaded)] = (loaded, desired(loaded.stack, loaded.env_files))
     return _DESIRED[id(loaded)][1]
 
 
@@ -85,6 +85,7 @@ def _make_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
 def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "Engine",
                       destroy: bool = False) -> "tuple[Plan, Observed]":
     from stackctl.plan import make_plan
+    from stackctl.resources import in_place_expected
 
     keys, images = _observe_inputs(loaded)
     refresh = getattr(args, "refresh", True)
@@ -92,7 +93,7 @@ def _observe_and_plan(args: argparse.Namespace, loaded: "LoadedSpec", engine: "E
     # inspect every container, so that check sees a member restarted in between.
     inspect_all = refresh == "full" or bool(getattr(args, "out", None))
     observed = engine.observe(loaded.stack.name, keys, refresh=bool(refresh), helper_images=images,
-                              inspect_all=inspect_all)
+                              inspect_all=inspect_all, expect=in_place_expected(_desired(loaded)))
     plan = make_plan(_desired(loaded), observed, destroy=destroy,
                      replace=getattr(args, "replace", None) or (),
                      targets=getattr(args, "target", None) or ())

@@ -36,6 +36,11 @@ class ObservedContainer:
     # Attributes as the engine really has them, in the spelling of Resource.config, to
     # catch a container recreated by hand with copied labels (image, ports).
     actual: dict[str, Any] = attrs.field(factory=dict)
+    # The in-place attributes (member_config.IN_PLACE but restart, which is
+    # restart_policy) as the engine has them now; a key is present only when it was read
+    # (inspect), since the labels keep the values the container was created with.
+    live: dict[str, Any] = attrs.field(factory=dict)
+    image_id: str = ""  # the id of the image it runs ("sha256:..."); "" when not read
 
     @property
     def address(self) -> str:
@@ -58,14 +63,19 @@ class Observed:
     # owner is not running or live values were not read (--refresh=false).
     sysctls: dict[str, dict[str, str]] = attrs.field(factory=dict)
     refreshed: bool = True
+    # image reference (as the containers' configs name it) -> the id it names on the
+    # engine now; a reference absent here names no local image.
+    images: dict[str, str] = attrs.field(factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of the state a plan was made against, to refuse a stale plan."""
         # Saved plans observe with every container inspected (start times known) both
         # when made and when applied, so a member restarted in between is seen.
         rows = sorted(
-            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "", c.netns or "")
+            (c.id, c.config_hash, c.status, c.started_at, c.network_container or "", c.netns or "",
+             c.image_id, json.dumps(c.live, sort_keys=True))
             for c in self.containers
         )
-        doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())}}
+        doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())},
+               "images": dict(sorted(self.images.items()))}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]

@@ -12,11 +12,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import attrs
 
+from stackctl.member_config import member_config
 from stackctl.spec.model import Stack
+
+if TYPE_CHECKING:
+    from stackctl.spec.envfile import EnvFile
 
 LABEL_STACK = "stackctl.stack"
 LABEL_GROUP = "stackctl.group"
@@ -26,6 +30,9 @@ LABEL_HASH = "stackctl.config-hash"
 LABEL_CONFIG = "stackctl.config"
 
 OWNER_RESTART = "unless-stopped"
+
+# (group, member) -> that member's env files, in order (see stackctl.spec.envfile).
+EnvFiles = Mapping[tuple[str, str], Sequence["EnvFile"]]
 
 
 class Role(str, enum.Enum):
@@ -93,9 +100,14 @@ class Resource:
         return labels
 
 
-def desired(stack: Stack) -> list[Resource]:
+def desired(stack: Stack, env_files: Optional[EnvFiles] = None) -> list[Resource]:
     """Every resource the stack declares, sorted by group then name; each group's owner
-    comes first. Order between members is carried by ``depends_on``, not by position."""
+    comes first. Order between members is carried by ``depends_on``, not by position.
+
+    ``env_files`` are the members' env files as the loader read them (their digests join
+    the members' configs); see :class:`stackctl.spec.LoadedSpec`.
+    """
+    files = env_files or {}
     out: list[Resource] = []
     for gname, group in sorted(stack.groups.items()):
         owner_addr = address(Role.OWNER, gname)
@@ -128,16 +140,21 @@ def desired(stack: Stack) -> list[Resource]:
             out.append(Resource(
                 address=address(Role.MEMBER, gname, mname), role=Role.MEMBER, group=gname,
                 member=mname, name=container_name(stack.name, gname, mname),
-                config={
-                    "image": member.image,
-                    "command": list(member.command) if member.command is not None else None,
-                    "entrypoint": list(member.entrypoint) if member.entrypoint is not None else None,
-                    "environment": dict(sorted(member.environment.items())),
-                    "volumes": list(member.volumes),
-                    "restart": member.restart,
-                    "init": member.init,
-                },
-                extra={"owner": container_name(stack.name, gname)},
+                config=member_config(member, [(e.path, e.digest) for e in files.get((gname, mname), ())]),
+                extra={"owner": container_name(stack.name, gname), "pull_policy": member.pull_policy,
+                       # Where apply reads the env files' values again (checked against
+                       # the digests): values never enter a plan, a plan file or a label.
+                       "env_files": [{"path": e.absolute, "digest": e.digest}
+                                     for e in files.get((gname, mname), ())]},
                 depends_on=tuple(deps),
             ))
     return out
+
+
+def in_place_expected(resources: list[Resource]) -> dict[str, dict[str, Any]]:
+    """member address -> the in-place attributes the spec wants: what observe compares
+    with a member's labels to know whether it must read the live values (inspect)."""
+    from stackctl.member_config import IN_PLACE
+
+    return {r.address: {k: r.config.get(k) for k in IN_PLACE}
+            for r in resources if r.role is Role.MEMBER}

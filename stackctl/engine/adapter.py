@@ -22,6 +22,7 @@ from stackctl.engine.socket_api import ApiError, SocketApi
 from stackctl.errors import EngineError
 from stackctl.observed import Observed
 from stackctl.resources import LABEL_STACK, Resource
+from stackctl.spec import envfile
 
 if TYPE_CHECKING:
     from stackctl.engine.docker_engine import DockerActions, StackLock
@@ -64,6 +65,13 @@ class _SocketReader:
                 return None  # removed between list and inspect
             raise EngineError(f"{cid[:12]}: inspect failed: {exc}") from None
 
+    def images(self, references: list[str]) -> list[dict[str, Any]]:
+        filters = json.dumps({"reference": references})
+        try:
+            return list(self.api.get("/images/json", {"filters": filters}) or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the images {', '.join(references)}: {exc}") from None
+
 
 class Engine:
     """A connected engine. Thread-safe: the applier calls it from worker threads."""
@@ -90,17 +98,19 @@ class Engine:
     # ----------------------------------------------------------------- facts
     def observe(self, stack: str, sysctl_keys: Mapping[str, Iterable[str]], refresh: bool = True,
                 helper_images: Optional[Mapping[str, str]] = None,
-                inspect_all: bool = False) -> Observed:
+                inspect_all: bool = False,
+                expect: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Observed:
         """Every container of ``stack`` and, with ``refresh``, the live sysctls per group.
 
         ``inspect_all`` also inspects every member (``--refresh=full``): only that sees a
-        member's restart policy changed with ``docker update``.
+        member's restart policy changed with ``docker update``. ``expect``: the in-place
+        attributes the spec wants per member (:func:`stackctl.resources.in_place_expected`).
         """
         return facts.observe(
             self.reader, stack, sysctl_keys, refresh=refresh, inspect_all=inspect_all,
             local_namespaces=self.local_namespaces,
             helper_read=lambda *a: self.actions.read_by_helper(*a),
-            helper_images=helper_images or {})
+            helper_images=helper_images or {}, expect=expect)
 
     # --------------------------------------------------------------- actions
     def write_sysctls(self, stack: str, r: Resource) -> dict[str, str]:
@@ -119,19 +129,29 @@ class Engine:
                     return live
         return self.actions.write_sysctls(stack, r)
 
-    def missing_images(self, images: Iterable[str]) -> dict[str, str]:
-        return self.actions.missing_images(images)
+    def missing_images(self, images: Iterable[str], no_pull: Iterable[str] = ()) -> dict[str, str]:
+        """Images neither on the engine nor pullable, with the cause; ``no_pull`` are
+        only looked for (pull_policy never)."""
+        return self.actions.missing_images(images, no_pull)
+
+    def pull(self, images: Iterable[str], only_missing: bool = False) -> dict[str, str]:
+        """Pull each image: image -> "pulled", "present" (only_missing) or
+        "failed: CAUSE"."""
+        return self.actions.pull(images, only_missing)
 
     def create_owner(self, stack: str, r: Resource) -> str:
         return self.actions.create_owner(stack, r)
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
-        return self.actions.create_member(stack, r, owner)
+        # The env files' values are read here, at the last moment, and checked against
+        # the digests the plan was made with; they go to the engine and nowhere else.
+        env = envfile.environment(r.extra.get("env_files") or ())
+        return self.actions.create_member(stack, r, owner, env)
 
     def restart(self, stack: str, cid: str, name: str) -> None:
         self.actions.restart(stack, cid, name)
 
-    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
+    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, Any]) -> None:
         self.actions.update(stack, cid, name, changes)
 
     def remove(self, stack: str, cid: str, name: str) -> None:
