@@ -18,6 +18,7 @@ import attrs
 from stackctl.errors import ApplyError, EngineError
 from stackctl.executor import run_dag
 from stackctl.member_config import IN_PLACE
+from stackctl.spec.envfile import environment
 from stackctl.plan.model import Action, Change, Plan
 from stackctl.resources import Resource, Role
 
@@ -83,6 +84,15 @@ def steps_of(plan: Plan) -> tuple[list[Step], list[tuple[Step, Step, bool]]]:
     return [*steps, _BARRIER], edges
 
 
+def check_env_files(plan: Plan) -> None:
+    """Before the first step: every env file a container will be created from still has
+    the content the plan was made with. Otherwise nothing is done (a replacement must not
+    destroy a container it then cannot create as planned)."""
+    for c in plan.actionable:
+        if c.action in (Action.CREATE, Action.REPLACE) and c.resource is not None:
+            environment(c.resource.extra.get("env_files") or ())
+
+
 class Applier:
     """Runs one plan. ``engine`` is the adapter; ``on_event`` receives progress."""
 
@@ -97,6 +107,7 @@ class Applier:
         self.changes = {c.address: c for c in plan.changes}
 
     def run(self) -> None:
+        check_env_files(self.plan)
         steps, edges = steps_of(self.plan)
         outcome = run_dag(steps, edges, self._run_step, self.parallelism, self.stop)
         for step, cause in outcome.skipped.items():

@@ -144,3 +144,49 @@ def test_limits_and_restart_change_in_place(docker_client, stack_name, tmp_path)
     actions = {c["address"]: c["action"] for c in doc["changes"]}
     assert actions == {"owner.g": ["no-op"], "member.g.app": ["delete", "create"],
                        "member.g.hardened": ["no-op"]}
+
+
+def test_env_file_change_replaces_its_readers_and_is_never_shown(docker_client, stack_name, tmp_path):
+    env = tmp_path / "app.env"
+    env.write_text(f"TOKEN={SECRET}\n")
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_text(stack_name, {"g": {"members": {
+        "reader": {**SLEEPER, "env_file": ["app.env"]}, "other": SLEEPER}}}))
+    first = run_cli("plan", str(spec))
+    assert '"content": "(sensitive)", "path": "app.env"' in first.stdout, first.stdout
+    assert SECRET not in first.stdout and "sha256:" not in first.stdout
+    assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
+    reader, other = f"{stack_name}-g-reader", f"{stack_name}-g-other"
+    before = {n: _state(docker_client, n) for n in (reader, other)}
+
+    env.write_text(f"# rotated\nTOKEN={SECRET}-2\n")
+    plan = run_cli("plan", str(spec), "--detailed-exitcode")
+    assert plan.returncode == 2
+    assert "-/+ member.g.reader" in plan.stdout
+    assert "env file app.env changed: forces replacement" in plan.stdout
+    assert "~ env_file = (sensitive) # forces replacement" in plan.stdout
+    assert "Plan: 1 to add, 0 to change, 1 to destroy." in plan.stdout
+    as_json = run_cli("plan", str(spec), "--json").stdout
+    doc = json.loads(as_json)
+    assert {c["address"]: c["action"] for c in doc["changes"]}["member.g.other"] == ["no-op"]
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", str(spec), "--out", str(saved)).returncode == 0
+    for text in (plan.stdout, plan.stderr, as_json, saved.read_text()):
+        assert SECRET not in text
+    assert "sha256:" not in as_json, "not even the digest is shown"
+
+    # The saved plan describes the file as it was: changed again, the plan is refused.
+    env.write_text(f"TOKEN={SECRET}-3\n")
+    refused = run_cli("apply", str(saved))
+    assert refused.returncode == 1
+    assert "env file" in refused.stderr and "changed after the plan was made" in refused.stderr
+    assert SECRET not in refused.stdout + refused.stderr
+    assert _state(docker_client, reader) == before[reader], "nothing was destroyed for it"
+
+    env.write_text(f"# rotated\nTOKEN={SECRET}-2\n")
+    applied = run_cli("apply", str(saved))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert _state(docker_client, other) == before[other]
+    assert _state(docker_client, reader)[0] != before[reader][0]
+    assert f"TOKEN={SECRET}-2" in _sh(docker_client, reader, "env")[1].splitlines()
+    assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
