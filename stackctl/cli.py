@@ -174,8 +174,10 @@ def _printer(out: _Out) -> Callable[["Event"], None]:
 def _execute(out: _Out, engine: "Engine", plan: "Plan", parallelism: int, verb: str) -> int:
     from stackctl.apply import Applier
     from stackctl.errors import StackctlError
+    from stackctl.images import by_policy
 
-    missing = engine.missing_images(plan.images())
+    never = by_policy((c.resource for c in plan.changes if c.resource is not None), "never")
+    missing = engine.missing_images(plan.images(), no_pull=never)
     if missing:
         raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
             f"{image}: {cause}" for image, cause in sorted(missing.items())))
@@ -285,10 +287,52 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
 
     loaded = _load(args.path)
     engine = _engine()
+    _pull_first(out, engine, loaded)
     with _lock(engine, loaded.stack.name, _images_of(loaded), "apply", args.lock_timeout):
         plan = _make_plan(args, loaded, engine)
         return _review_and_execute(out, args, engine, plan, "apply",
                                    "Do you want to perform these actions?")
+
+
+def _pull_first(out: _Out, engine: "Engine", loaded: "LoadedSpec") -> None:
+    """pull_policy = "always": pull before planning, so the plan sees what the tags name
+    now; a failed pull stops apply before anything changes."""
+    from stackctl.errors import StackctlError
+    from stackctl.images import by_policy
+
+    always = by_policy(_desired(loaded), "always")
+    if not always:
+        return
+    results = engine.pull(always)
+    for image, result in results.items():
+        out.say(f"{image}: {result} (pull_policy always)")
+    failed = [image for image, result in results.items() if result.startswith("failed")]
+    if failed:
+        raise StackctlError(f"pull_policy always: {', '.join(failed)} could not be pulled, so "
+                            "nothing was changed (make the registry reachable, or set "
+                            'pull_policy = "missing" to use the image on the engine)')
+    out.say()
+
+
+def cmd_pull(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.errors import StackctlError
+    from stackctl.images import pull_policies
+
+    loaded = _load(args.path)
+    policies = pull_policies(_desired(loaded))
+    engine = _engine()
+    for image in (i for i, p in policies.items() if p == "never"):
+        out.say(f"{image}: not pulled (pull_policy never)")
+    results = engine.pull([i for i, p in policies.items() if p != "never"],
+                          only_missing=args.policy == "missing")
+    shown = {"pulled": "pulled", "present": "already present, not pulled (--policy missing)"}
+    for image, result in results.items():
+        out.say(f"{image}: {shown.get(result, result)}")
+    failed = [image for image, result in results.items() if result.startswith("failed")]
+    if failed:
+        raise StackctlError(f"{len(failed)} of {len(results)} image(s) could not be pulled: "
+                            f"{', '.join(failed)}")
+    return EXIT_OK
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
@@ -443,6 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="true: read live sysctls from each namespace (default); false: "
                          "skip them; full: also inspect every member container")
     sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("pull", help="pull the stack's images")
+    path_arg(sp)
+    sp.add_argument("--policy", choices=("always", "missing"), default="always",
+                    help="always: pull every image (default); missing: only images not on "
+                         "the engine. Images only members with pull_policy never use are skipped")
+    sp.set_defaults(func=cmd_pull)
 
     sp = sub.add_parser("force-unlock",
                         help="release a stack lock left behind by a killed stackctl")

@@ -84,3 +84,8 @@ def pull_policies(resources: Iterable[Resource]) -> dict[str, str]:
             if image not in out or rank[policy] > rank[out[image]]:
                 out[image] = policy
     return out
+
+
+def by_policy(resources: Iterable[Resource], policy: str) -> list[str]:
+    """The images whose pull policy (see :func:`pull_policies`) is ``policy``."""
+    return [image for image, p in pull_policies(resources).items() if p == policy]
