@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from stackctl.spec.model import Healthcheck, Member
+from stackctl.spec.options import capability
 from stackctl.spec.units import parse_duration, parse_size
 
 # Member attributes ``docker update`` changes on a running container: no restart, same
@@ -25,12 +26,6 @@ IN_PLACE = ("mem_limit", "cpus", "pids_limit", "restart")
 NOT_REMOVABLE_IN_PLACE = ("mem_limit", "cpus")
 # Attributes whose values are secret: plans show them as "(sensitive)".
 SENSITIVE = ("env_file",)
-
-
-def capability(name: str) -> str:
-    """``"cap_net_admin"`` -> ``"NET_ADMIN"``; ``ALL`` stays ``ALL``."""
-    upper = name.strip().upper()
-    return upper[4:] if upper.startswith("CAP_") else upper
 
 
 def signal_name(name: str) -> str:

@@ -57,7 +57,7 @@ def _unquote(raw: str, number: int) -> str:
         end = raw.find("'", 1)
         if end < 0:
             raise EnvFileError(f"line {number}: the value's single quote is not closed",
-                               "close the quote on the same line (values span one line)")
+                               "close the quote on the same line: a value spans one line")
         _after_quote(raw[end + 1:], number)
         return raw[1:end]
     if raw[:1] == '"':
@@ -74,7 +74,7 @@ def _unquote(raw: str, number: int) -> str:
             out.append(ch)
             i += 1
         raise EnvFileError(f"line {number}: the value's double quote is not closed",
-                           "close the quote on the same line (values span one line)")
+                           "close the quote on the same line: a value spans one line")
     cut = re.search(r"\s#", raw)
     return (raw[:cut.start()] if cut else raw).strip()
 
@@ -113,8 +113,8 @@ def read(path: Path, shown: str = "") -> dict[str, str]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise EnvFileError(f"env file {name!r} does not exist",
-                           "create it, or fix the path (relative to the spec file that "
-                           "declares the member)") from None
+                           "create it, or fix the path: it is relative to the spec file "
+                           "that declares the member") from None
     except IsADirectoryError:
         raise EnvFileError(f"env file {name!r} is a directory",
                            "name a file of KEY=VALUE lines") from None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 if TYPE_CHECKING:
     import networkx as nx
 
+from stackctl.spec import options
 from stackctl.spec.model import Group, Stack
 from stackctl.spec.ports import PortBinding
 from stackctl.spec.sysctls import name_problem
@@ -59,6 +60,7 @@ def check(stack: Stack, locate: Optional[Locate] = None) -> list[Found]:
         *_sysctls(stack),
         *_ports(stack, where),
         *_members(stack),
+        *options.check(stack),
     ]
 
 

@@ -96,7 +96,9 @@ def _refused(cl: type) -> list[tuple[str, str]]:
     if cl is model.Member:
         return [(k, f"Belongs to the group, not to a member: {why} "
                     f"({fix.format(group='NAME')}).")
-                for k, (why, fix) in model.GROUP_ONLY_KEYS.items()]
+                for k, (why, fix) in model.GROUP_ONLY_KEYS.items()] + [
+                (k, f"Not supported on a member: {why} ({fix}).")
+                for k, (why, fix) in model.MEMBER_UNSUPPORTED_KEYS.items()]
     if cl is model.Group:
         return [(k, f"Not supported: {why} ({fix}).")
                 for k, (why, fix) in model.GROUP_UNSUPPORTED_KEYS.items()]

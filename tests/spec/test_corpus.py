@@ -44,6 +44,9 @@ def _env(name: str) -> dict[str, str]:
                 env[key] = value
     env["NO_COLOR"] = "1"
     env["DOCKER_HOST"] = NO_ENGINE
+    # The CLI runs in bad/, so the current directory does not put this checkout's
+    # stackctl first on sys.path: without this, an installed stackctl would be tested.
+    env["PYTHONPATH"] = str(ROOT)
     return env
 
 
@@ -122,7 +125,7 @@ GOOD = Path(__file__).resolve().parent / "good"
 @pytest.mark.parametrize("spec", sorted(p.name for p in GOOD.iterdir()))
 def test_the_good_corpus_validates_with_an_empty_environment(spec: str) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
-           "DOCKER_HOST": NO_ENGINE}
+           "DOCKER_HOST": NO_ENGINE, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "stackctl", "validate", spec], cwd=GOOD,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
