@@ -24,6 +24,7 @@ import requests.exceptions
 from stackctl.engine.facts import LOCK_ROLE, refuse_host_wide
 from stackctl.errors import EngineError, EngineUnavailable, LockError
 from stackctl.resources import LABEL_GROUP, LABEL_ROLE, LABEL_STACK, Resource, Role
+from stackctl.spec.options import UNMASKING_CAPABILITIES
 from stackctl.spec.ports import parse_port
 from stackctl.spec.sysctls import normalize_value
 
@@ -119,9 +120,12 @@ def refuse_unconfined(r: Resource) -> None:
     """The last gate before a member is created: validation refuses a member's
     systempaths=unconfined (it unmasks /proc/sys, where host-wide sysctls are written),
     and so does this, as refuse_host_wide does for the helper's sysctls."""
-    if any(o.replace(":", "=").strip() == "systempaths=unconfined"
+    if any(o.replace(":", "=").strip().startswith("systempaths=")
            for o in r.config.get("security_opt") or ()):
-        raise EngineError(f"{r.name}: refusing security_opt systempaths=unconfined on a member")
+        raise EngineError(f"{r.name}: refusing security_opt systempaths on a member")
+    if set(r.config.get("cap_add") or ()) & UNMASKING_CAPABILITIES:
+        raise EngineError(f"{r.name}: refusing cap_add SYS_ADMIN or ALL on a member: it "
+                          "can remount /proc/sys read-write")
 
 
 def _restart_policy(name: str) -> Optional[dict[str, Any]]:

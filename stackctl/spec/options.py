@@ -26,6 +26,10 @@ SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIM
 SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG
 WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE""".split())
 
+# Capabilities that let a member remount /proc/sys read-write (CAP_SYS_ADMIN), measured:
+# refused for the reason systempaths=unconfined is.
+UNMASKING_CAPABILITIES = frozenset({"SYS_ADMIN", "ALL"})
+
 # Docker's ulimit names (docker/go-units ulimit.go).
 ULIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
@@ -72,6 +76,12 @@ def _member(m: Member, path: KeyPath) -> Iterator[Found]:
     for key in ("cap_add", "cap_drop"):
         for i, cap in enumerate(getattr(m, key)):
             yield from _capability(cap, path + (key, i))
+    for i, cap in enumerate(m.cap_add):
+        if capability(cap) in UNMASKING_CAPABILITIES:
+            yield (path + ("cap_add", i), f"{cap!r} is refused on a member: with it a process "
+                   "can remount /proc/sys read-write and rewrite host-wide sysctls, unless an "
+                   "AppArmor profile stops it",
+                   "add only the capabilities the program needs, e.g. NET_ADMIN")
     for i, device in enumerate(m.devices):
         yield from _device(device, path + ("devices", i))
     yield from _tmpfs(m.tmpfs, path + ("tmpfs",))

@@ -218,3 +218,18 @@ def test_pull_policies_per_image(tmp_path):
     policies = pull_policies(_load(tmp_path, text))
     assert policies["postgres:16"] == "never" and policies["nginx:1.27"] == "always"
     assert policies["pause:3.10"] == policies["busybox:1.36"] == policies["app:1"] == "missing"
+
+
+@pytest.mark.parametrize("extra", [{"security_opt": ["systempaths=unconfined"]},
+                                   {"security_opt": ["systempaths:unconfined"]},
+                                   {"cap_add": ["SYS_ADMIN"]}, {"cap_add": ["ALL"]}])
+def test_the_engine_adapter_refuses_what_unmasks_proc_sys_again(tmp_path, extra):
+    """Validation refuses these; the adapter checks again before it creates a member,
+    as it does for host-wide sysctls (an edited plan file skips validation)."""
+    from stackctl.engine.docker_engine import refuse_unconfined
+    from stackctl.errors import EngineError
+
+    r = next(r for r in _load(tmp_path, BASE_SPEC) if r.address == "member.db.pg")
+    refuse_unconfined(r)
+    with pytest.raises(EngineError, match="refusing"):
+        refuse_unconfined(attrs.evolve(r, config={**r.config, **extra}))
