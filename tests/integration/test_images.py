@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from support import BUSYBOX, SLEEPER, run_cli, spec_text
+from support import BUSYBOX, PAUSE, SLEEPER, run_cli, spec_text
 
 pytestmark = pytest.mark.engine
 
@@ -101,3 +101,80 @@ def test_stackctl_pull(docker_client, stack_name, tmp_path):
     assert f"{BUSYBOX}: failed: " in every.stdout  # no registry is reachable from here
     assert every.stderr.startswith("Error: 2 of 2 image(s) could not be pulled")
     assert _ids(docker_client, stack_name) == {}
+
+
+# ------------------------------------------------------------- with a registry on 127.0.0.1
+def _forget(client, host: str, *refs: str) -> None:
+    """Remove what these tests pulled: their references, and every digest reference of
+    the test registry (a pull records one on the image, also on busybox itself)."""
+    digests = [d for image in client.images.list() for d in image.attrs.get("RepoDigests") or []
+               if d.startswith(host + "/")]
+    for ref in [*refs, *digests]:
+        try:
+            client.images.remove(ref, force=True)
+        except Exception:  # already gone
+            pass
+
+
+def test_a_digest_reference_is_pulled_runs_and_plans_no_changes(docker_client, stack_name, tmp_path):
+    from registry import Registry
+
+    with Registry() as registry:
+        digest = registry.serve(docker_client, BUSYBOX, f"{stack_name}/app:1")
+        ref = f"{registry.host}/{stack_name}/app@{digest}"
+        try:
+            spec = tmp_path / "s.toml"
+            spec.write_text(spec_text(stack_name, {"g": {"members": {"m": {**SLEEPER, "image": ref}}}}))
+            applied = run_cli("apply", str(spec), "--auto-approve")
+            assert applied.returncode == 0, applied.stdout + applied.stderr
+            assert any(r.startswith(f"GET /v2/{stack_name}/app/manifests/{digest}") or
+                       r.startswith(f"HEAD /v2/{stack_name}/app/manifests/{digest}")
+                       for r in registry.requests), "apply pulled the missing reference"
+            c = docker_client.containers.get(f"{stack_name}-g-m")
+            assert c.attrs["Config"]["Image"] == ref and c.status == "running"
+            assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0
+
+            pulled = run_cli("pull", str(spec))
+            assert pulled.returncode == 1  # the owner's image has no registry to come from
+            assert f"{ref}: pulled" in pulled.stdout
+            assert "Error: 1 of 2 image(s) could not be pulled: " + PAUSE in pulled.stderr
+        finally:
+            _remove_stack(docker_client, stack_name)
+            _forget(docker_client, registry.host, ref)
+
+
+def test_pull_policy_always_sees_a_tag_that_moved_in_the_registry(docker_client, stack_name, tmp_path):
+    from registry import Registry
+
+    with Registry() as registry:
+        registry.serve(docker_client, BUSYBOX, f"{stack_name}/app:1")
+        ref = f"{registry.host}/{stack_name}/app:1"
+        rebuilt = None
+        try:
+            spec = tmp_path / "s.toml"
+            spec.write_text(spec_text(stack_name, {"g": {"members": {
+                "m": {**SLEEPER, "image": ref, "pull_policy": "always"}, "other": SLEEPER}}}))
+            applied = run_cli("apply", str(spec), "--auto-approve")
+            assert applied.returncode == 0, applied.stdout + applied.stderr
+            assert f"{ref}: pulled (pull_policy always)" in applied.stdout
+            before = _ids(docker_client, stack_name)
+            busybox_id = docker_client.images.get(BUSYBOX).id
+            assert before[f"{stack_name}-g-m"][1] == busybox_id
+
+            # The registry's tag moves on; the engine's copy of the tag does not (yet).
+            rebuilt, _ = docker_client.images.build(
+                fileobj=io.BytesIO(f"FROM {BUSYBOX}\nLABEL moved={stack_name}\n".encode()), rm=True)
+            registry.serve(docker_client, rebuilt.id, f"{stack_name}/app:1")
+            assert run_cli("plan", str(spec), "--detailed-exitcode").returncode == 0, \
+                "plan reads, it never pulls"
+
+            applied = run_cli("apply", str(spec), "--auto-approve")
+            assert applied.returncode == 0, applied.stdout + applied.stderr
+            reason = f"image {ref} now names {rebuilt.id[7:15]} (running {busybox_id[7:15]})"
+            assert reason in applied.stdout, applied.stdout
+            after = _ids(docker_client, stack_name)
+            assert after[f"{stack_name}-g-m"][1] == rebuilt.id
+            assert after[f"{stack_name}-g-other"] == before[f"{stack_name}-g-other"]
+        finally:
+            _remove_stack(docker_client, stack_name)
+            _forget(docker_client, registry.host, ref, *([rebuilt.id] if rebuilt else []))
