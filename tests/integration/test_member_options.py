@@ -127,6 +127,20 @@ def test_limits_and_restart_change_in_place(docker_client, stack_name, tmp_path)
     # The labels still record creation's values; the live ones are read and match.
     after = run_cli("plan", str(spec), "--detailed-exitcode")
     assert after.returncode == 0, after.stdout + after.stderr
+    # What that costs: the updated member is inspected, the other one is not.
+    from stackctl.engine import connect
+    from stackctl.resources import desired, in_place_expected
+    from stackctl.spec import load
+
+    loaded = load(spec)
+    engine = connect()
+    before_requests = engine.reader.api.requests
+    observed = engine.observe(stack_name, {}, expect=in_place_expected(
+        desired(loaded.stack, loaded.env_files)))
+    assert engine.reader.api.requests - before_requests == 4, \
+        "list, owner inspect, image listing, and one inspect for the updated member"
+    live = {c.member: c.live for c in observed.containers if c.member}
+    assert live == {"app": {"mem_limit": 96 * 2**20, "cpus": 0.25, "pids_limit": 60}, "hardened": {}}
 
     # Lifting the memory limit is not something docker update can do: a replacement.
     members = _members(cpus=0.25, pids=60, restart="always")
