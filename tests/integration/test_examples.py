@@ -15,7 +15,7 @@ from support import ROOT, free_port, http_get, run_cli
 pytestmark = pytest.mark.engine
 
 EXAMPLES = sorted(p for p in (ROOT / "specs").iterdir() if p.is_dir() or p.suffix == ".toml")
-PORT_VARS = {"hello": "HELLO_PORT", "shop": "SHOP_PORT"}
+PORT_VARS = {"hello": "HELLO_PORT", "shop": "SHOP_PORT", "hardened": "PORT"}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
