@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Mapping, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 
 import attrs
 
 from stackctl.errors import ApplyError, EngineError
 from stackctl.executor import run_dag
+from stackctl.member_config import IN_PLACE
+from stackctl.spec.envfile import environment
 from stackctl.plan.model import Action, Change, Plan
 from stackctl.resources import Resource, Role
 
@@ -33,7 +35,7 @@ class EngineActions(Protocol):
     def write_sysctls(self, stack: str, r: Resource, owner: str,
                       skip_if_live: bool = False) -> dict[str, str]: ...
     def restart(self, stack: str, cid: str, name: str) -> None: ...
-    def update(self, stack: str, cid: str, name: str, changes: dict[str, str]) -> None: ...
+    def update(self, stack: str, cid: str, name: str, changes: dict[str, Any]) -> None: ...
     def remove(self, stack: str, cid: str, name: str) -> None: ...
     def create_network(self, stack: str, r: Resource) -> str: ...
     def remove_network(self, stack: str, nid: str, name: str) -> None: ...
@@ -123,6 +125,15 @@ def members_of(plan: Plan) -> dict[str, str]:
             and c.action is not Action.DELETE}
 
 
+def check_env_files(plan: Plan) -> None:
+    """Before the first step: every env file a container will be created from still has
+    the content the plan was made with. Otherwise nothing is done (a replacement must not
+    destroy a container it then cannot create as planned)."""
+    for c in plan.actionable:
+        if c.action in (Action.CREATE, Action.REPLACE) and c.resource is not None:
+            environment(c.resource.extra.get("env_files") or ())
+
+
 class Applier:
     """Runs one plan. ``engine`` is the adapter; ``on_event`` receives progress."""
 
@@ -147,6 +158,7 @@ class Applier:
             and c.action in (Action.NOOP, Action.UPDATE, Action.RESTART)}
 
     def run(self) -> None:
+        check_env_files(self.plan)
         steps, edges = steps_of(self.plan)
         outcome = run_dag(steps, edges, self._run_step, self.parallelism, self.stop)
         for step, cause in outcome.skipped.items():
@@ -206,7 +218,7 @@ class Applier:
             return f"name={self.engine.create_volume(stack, r)}"
         if kind in ("restart", "update") and r.role is not Role.HELPER:
             assert c.container_id and c.container_name
-            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "restart", "state")}
+            mend = {a.name: a.after for a in c.attributes if a.name in ("name", "state", *IN_PLACE)}
             if mend:
                 self.engine.update(stack, c.container_id, c.container_name, mend)
             for a in c.attributes:

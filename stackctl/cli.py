@@ -309,11 +309,33 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
                            approve=_approver(out, args, "apply",
                                              "Do you want to perform these actions?"),
                            lock_timeout=args.lock_timeout, on_event=_printer(out),
-                           on_notice=out.error, cancel=cancel, wait_timeout=args.wait_timeout)
+                           on_notice=out.error, on_info=out.say, cancel=cancel,
+                           wait_timeout=args.wait_timeout)
     rc = _finish(out, args, outcome, "apply")
     if rc == EXIT_OK and args.wait and outcome.approved:
         rc = _wait(out, session.engine, outcome.plan, args.wait_timeout)
     return rc
+
+
+def cmd_pull(args: argparse.Namespace, out: _Out) -> int:
+    from stackctl.errors import StackctlError
+    from stackctl.images import pull_policies
+
+    session = _session(args.path)
+    policies = pull_policies(session.desired())
+    engine = session.engine
+    for image in (i for i, p in policies.items() if p == "never"):
+        out.say(f"{image}: not pulled (pull_policy never)")
+    results = engine.pull([i for i, p in policies.items() if p != "never"],
+                          only_missing=args.policy == "missing")
+    shown = {"pulled": "pulled", "present": "already present, not pulled (--policy missing)"}
+    for image, result in results.items():
+        out.say(f"{image}: {shown.get(result, result)}")
+    failed = [image for image, result in results.items() if result.startswith("failed")]
+    if failed:
+        raise StackctlError(f"{len(failed)} of {len(results)} image(s) could not be pulled: "
+                            f"{', '.join(failed)}")
+    return EXIT_OK
 
 
 def cmd_destroy(args: argparse.Namespace, out: _Out) -> int:
@@ -569,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write DIR/stack.toml (or PATH when it ends in .toml) instead of "
                          "printing; relative paths are rewritten to stay valid from there")
     sp.set_defaults(func=cmd_convert)
+
+    sp = sub.add_parser("pull", help="pull the stack's images")
+    path_arg(sp)
+    sp.add_argument("--policy", choices=("always", "missing"), default="always",
+                    help="always: pull every image (default); missing: only images not on "
+                         "the engine. Images only members with pull_policy never use are skipped")
+    sp.set_defaults(func=cmd_pull)
 
     sp = sub.add_parser("force-unlock",
                         help="release a stack lock left behind by a killed stackctl")

@@ -42,6 +42,11 @@ class ObservedContainer:
     # Attributes as the engine really has them, in the spelling of Resource.config, to
     # catch a container recreated by hand with copied labels (image, ports).
     actual: dict[str, Any] = attrs.field(factory=dict)
+    # The in-place attributes (member_config.IN_PLACE but restart, which is
+    # restart_policy) as the engine has them now; a key is present only when it was read
+    # (inspect), since the labels keep the values the container was created with.
+    live: dict[str, Any] = attrs.field(factory=dict)
+    image_id: str = ""  # the id of the image it runs ("sha256:..."); "" when not read
 
     @property
     def address(self) -> str:
@@ -99,6 +104,9 @@ class Observed:
     # network or volume the spec names must be among them.
     network_names: frozenset[str] = frozenset()
     volume_names: frozenset[str] = frozenset()
+    # image reference (as the containers' configs name it) -> the id it names on the
+    # engine now; a reference absent here names no local image.
+    images: dict[str, str] = attrs.field(factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of the state a plan was made against, to refuse a stale plan."""
@@ -109,10 +117,11 @@ class Observed:
         # container. A running helper is another run's read, not this stack's state.
         rows = sorted(
             (c.id, c.name, c.config_hash, c.status, c.started_at, c.network_container or "",
-             c.netns or "")
+             c.netns or "", c.image_id, json.dumps(c.live, sort_keys=True))
             for c in self.containers if not (c.role is Role.HELPER and c.running)
         )
         doc = {"containers": rows, "sysctls": {g: dict(sorted(v.items())) for g, v in sorted(self.sysctls.items())},
+               "images": dict(sorted(self.images.items())),
                "networks": sorted((n.id, n.config_hash) for n in self.networks),
                "volumes": sorted((v.name, v.config_hash) for v in self.volumes),
                "joined": sorted((c.id, sorted((k, sorted(a)) for k, a in c.networks.items()))

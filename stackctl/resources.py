@@ -19,12 +19,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import attrs
 
+from stackctl.member_config import member_config
 from stackctl.spec.model import DEFAULT_NETWORK, Group, Stack
 from stackctl.spec.units import parse_size
+
+if TYPE_CHECKING:
+    from stackctl.spec.envfile import EnvFile
 
 LABEL_STACK = "stackctl.stack"
 LABEL_GROUP = "stackctl.group"
@@ -37,6 +41,9 @@ LABEL_VOLUME = "stackctl.volume"
 
 
 OWNER_RESTART = "unless-stopped"
+
+# (group, member) -> that member's env files, in order (see stackctl.spec.envfile).
+EnvFiles = Mapping[tuple[str, str], Sequence["EnvFile"]]
 
 
 class Role(str, enum.Enum):
@@ -190,9 +197,14 @@ def _mount(stack: Stack, spec: str) -> tuple[str, Optional[str], Optional[str]]:
     return engine_spec, address(Role.VOLUME, source), None
 
 
-def desired(stack: Stack) -> list[Resource]:
+def desired(stack: Stack, env_files: Optional[EnvFiles] = None) -> list[Resource]:
     """Every resource the stack declares: networks, volumes, then each group's owner,
-    helper and members. Order between them is carried by ``depends_on``, not position."""
+    helper and members. Order between them is carried by ``depends_on``, not position.
+
+    ``env_files`` are the members' env files as the loader read them (their digests join
+    the members' configs); see :class:`stackctl.spec.LoadedSpec`.
+    """
+    files = env_files or {}
     out: list[Resource] = _networks(stack) + _volumes(stack)
     managed_networks = {r.group for r in out if r.role is Role.NETWORK}
     for gname, group in sorted(stack.groups.items()):
@@ -239,7 +251,12 @@ def desired(stack: Stack) -> list[Resource]:
             deps = [owner_addr] + ([joined_to] if joined_to != owner_addr else [])
             deps += [address(Role.MEMBER, gname, d) for d in sorted(member.depends_on)]
             deps += sorted({m[1] for m in mounts if m[1]}) + after
-            extra: dict[str, Any] = {"owner": container_name(stack.name, gname)}
+            extra: dict[str, Any] = {
+                "owner": container_name(stack.name, gname), "pull_policy": member.pull_policy,
+                # Where apply reads the env files' values again (checked against the
+                # digests): values never enter a plan, a plan file or a label.
+                "env_files": [{"path": e.absolute, "digest": e.digest}
+                              for e in files.get((gname, mname), ())]}
             if waits:
                 extra["waits_for"] = waits  # [address, container name] of each
             external = sorted({m[2] for m in mounts if m[2]})
@@ -248,16 +265,20 @@ def desired(stack: Stack) -> list[Resource]:
             out.append(Resource(
                 address=address(Role.MEMBER, gname, mname), role=Role.MEMBER, group=gname,
                 member=mname, name=container_name(stack.name, gname, mname),
-                config={
-                    "image": member.image,
-                    "command": list(member.command) if member.command is not None else None,
-                    "entrypoint": list(member.entrypoint) if member.entrypoint is not None else None,
-                    "environment": dict(sorted(member.environment.items())),
-                    "volumes": [m[0] for m in mounts],
-                    "restart": member.restart,
-                    "init": member.init,
-                },
+                config={**member_config(member, [(e.path, e.digest)
+                                                 for e in files.get((gname, mname), ())]),
+                        # Named volumes as the engine knows them (<stack>-<name>).
+                        "volumes": [m[0] for m in mounts]},
                 extra=extra,
                 depends_on=tuple(deps),
             ))
     return out
+
+
+def in_place_expected(resources: list[Resource]) -> dict[str, dict[str, Any]]:
+    """member address -> the in-place attributes the spec wants: what observe compares
+    with a member's labels to know whether it must read the live values (inspect)."""
+    from stackctl.member_config import IN_PLACE
+
+    return {r.address: {k: r.config.get(k) for k in IN_PLACE}
+            for r in resources if r.role is Role.MEMBER}

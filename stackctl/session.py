@@ -110,7 +110,7 @@ class Session:
         if self._desired is None:
             from stackctl.resources import desired
 
-            self._desired = desired(self.loaded.stack)
+            self._desired = desired(self.loaded.stack, self.loaded.env_files)
         return self._desired
 
     def observe_inputs(self) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -131,16 +131,36 @@ class Session:
 
     def observe_and_plan(self, opts: PlanOptions = PlanOptions()) -> "tuple[Plan, Observed]":
         from stackctl.plan import make_plan
+        from stackctl.resources import in_place_expected
 
         keys, images = self.observe_inputs()
         observed = self.engine.observe(self.stack, keys, refresh=bool(opts.refresh),
-                                       helper_images=images, inspect_all=opts.inspect_all)
+                                       helper_images=images, inspect_all=opts.inspect_all,
+                                       expect=in_place_expected(self.desired()))
         plan = make_plan(self.desired(), observed, destroy=opts.destroy,
                          replace=opts.replace, targets=opts.targets, volumes=opts.volumes)
         return plan, observed
 
     def plan(self, opts: PlanOptions = PlanOptions()) -> "Plan":
         return self.observe_and_plan(opts)[0]
+
+    def pull_always(self, on_info: Optional[Notice] = None) -> None:
+        """pull_policy = "always": pull before planning, so the plan sees what the tags
+        name now; a failed pull stops before anything changes."""
+        from stackctl.images import by_policy
+
+        always = by_policy(self.desired(), "always")
+        if not always:
+            return
+        results = self.engine.pull(always)
+        for image, result in results.items():
+            if on_info is not None:
+                on_info(f"{image}: {result} (pull_policy always)")
+        failed = [image for image, result in results.items() if result.startswith("failed")]
+        if failed:
+            raise StackctlError(f"pull_policy always: {', '.join(failed)} could not be pulled, "
+                                "so nothing was changed (make the registry reachable, or set "
+                                'pull_policy = "missing" to use the image on the engine)')
 
     def lock(self, operation: str, timeout: float = 0.0, cancel: Optional[Cancel] = None,
              on_notice: Optional[Notice] = None) -> "StackLock":
@@ -177,9 +197,11 @@ def execute(engine: "Engine", plan: "Plan", parallelism: int = 10,
     someone else (nothing is destroyed first), then walk its graph. ``wait_timeout``
     bounds how long a group waits for the groups it depends on to be ready."""
     from stackctl.apply import Applier
+    from stackctl.images import by_policy
     from stackctl.plan import preflight
 
-    missing = engine.missing_images(plan.images())
+    never = by_policy((c.resource for c in plan.changes if c.resource is not None), "never")
+    missing = engine.missing_images(plan.images(), no_pull=never)
     if missing:
         raise StackctlError("images are missing, so nothing was changed:\n" + "\n".join(
             f"{image}: {cause}" for image, cause in sorted(missing.items())))
@@ -209,7 +231,8 @@ def converge(session: Session, opts: PlanOptions = PlanOptions(), *,
              parallelism: int = 10, lock_timeout: float = 0.0,
              on_event: "Optional[Callable[[Event], None]]" = None,
              on_notice: Optional[Notice] = None, cancel: Optional[Cancel] = None,
-             plan_before_lock: bool = False, wait_timeout: float = 300.0) -> Outcome:
+             plan_before_lock: bool = False, wait_timeout: float = 300.0,
+             on_info: Optional[Notice] = None) -> Outcome:
     """Lock, plan, approve, execute: ``apply`` and ``destroy``, and each agent converge.
 
     ``approve`` sees the plan first (it is not called for an empty plan); without one the
@@ -218,6 +241,8 @@ def converge(session: Session, opts: PlanOptions = PlanOptions(), *,
     minute then costs the engine its reads alone, not a lock container's create and remove.
     """
     t0 = time.monotonic()
+    if not opts.destroy:
+        session.pull_always(on_info)
     if plan_before_lock:
         plan = session.plan(opts)
         if plan.summary.empty:

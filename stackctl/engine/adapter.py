@@ -24,6 +24,7 @@ from stackctl.errors import EngineError
 from stackctl.observed import Held, Observed
 from stackctl.resources import LABEL_STACK, Resource
 from stackctl.spec.ports import PortBinding
+from stackctl.spec import envfile
 
 if TYPE_CHECKING:
     from stackctl.engine.docker_engine import DockerActions, StackLock
@@ -90,6 +91,13 @@ class _SocketReader:
         except ApiError as exc:
             raise EngineError(f"cannot list the engine's volumes: {exc}") from None
 
+    def images(self, references: list[str]) -> list[dict[str, Any]]:
+        filters = json.dumps({"reference": references})
+        try:
+            return list(self.api.get("/images/json", {"filters": filters}) or [])
+        except ApiError as exc:
+            raise EngineError(f"cannot list the images {', '.join(references)}: {exc}") from None
+
 
 class Engine:
     """A connected engine. Thread-safe: the applier calls it from worker threads."""
@@ -117,17 +125,19 @@ class Engine:
     # ----------------------------------------------------------------- facts
     def observe(self, stack: str, sysctl_keys: Mapping[str, Iterable[str]], refresh: bool = True,
                 helper_images: Optional[Mapping[str, str]] = None,
-                inspect_all: bool = False) -> Observed:
+                inspect_all: bool = False,
+                expect: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Observed:
         """Every container of ``stack`` and, with ``refresh``, the live sysctls per group.
 
         ``inspect_all`` also inspects every member (``--refresh=full``): only that sees a
-        member's restart policy changed with ``docker update``.
+        member's restart policy changed with ``docker update``. ``expect``: the in-place
+        attributes the spec wants per member (:func:`stackctl.resources.in_place_expected`).
         """
         return facts.observe(
             self.reader, stack, sysctl_keys, refresh=refresh, inspect_all=inspect_all,
             local_namespaces=self.local_namespaces,
             helper_read=lambda *a: self.actions.read_by_helper(*a),
-            helper_images=helper_images or {})
+            helper_images=helper_images or {}, expect=expect)
 
     def held_ports(self, wanted: Iterable[tuple[int, str]]) -> list[Held]:
         """Who holds the wanted (host port, protocol)s now: ports the engine's running
@@ -210,20 +220,31 @@ class Engine:
                     return live
         return self.actions.write_sysctls(stack, r, d["Id"])
 
-    def missing_images(self, images: Iterable[str]) -> dict[str, str]:
-        return self.actions.missing_images(images)
+    def missing_images(self, images: Iterable[str], no_pull: Iterable[str] = ()) -> dict[str, str]:
+        """Images neither on the engine nor pullable, with the cause; ``no_pull`` are
+        only looked for (pull_policy never)."""
+        return self.actions.missing_images(images, no_pull)
+
+    def pull(self, images: Iterable[str], only_missing: bool = False) -> dict[str, str]:
+        """Pull each image: image -> "pulled", "present" (only_missing) or
+        "failed: CAUSE"."""
+        return self.actions.pull(images, only_missing)
 
     def create_owner(self, stack: str, r: Resource) -> str:
         return self.actions.create_owner(stack, r)
 
     def create_member(self, stack: str, r: Resource, owner: str) -> str:
         """Create the member joined to the owner with id ``owner`` (checked first)."""
-        return self.actions.create_member(stack, r, self._joinable_owner(stack, r, owner)["Id"])
+        d = self._joinable_owner(stack, r, owner)
+        # The env files' values are read here, at the last moment, and checked against
+        # the digests the plan was made with; they go to the engine and nowhere else.
+        env = envfile.environment(r.extra.get("env_files") or ())
+        return self.actions.create_member(stack, r, d["Id"], env)
 
     def restart(self, stack: str, cid: str, name: str) -> None:
         self.actions.restart(stack, cid, name)
 
-    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
+    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, Any]) -> None:
         self.actions.update(stack, cid, name, changes)
 
     def remove(self, stack: str, cid: str, name: str) -> None:

@@ -28,6 +28,7 @@ from stackctl.engine.lockinfo import (LABEL_OPERATION, LABEL_SINCE, Holder, hold
                                       lock_name)
 from stackctl.errors import EngineError, EngineUnavailable, LockError
 from stackctl.resources import LABEL_GROUP, LABEL_ROLE, LABEL_STACK, Resource, Role, container_name
+from stackctl.spec.options import UNMASKING_CAPABILITIES
 from stackctl.spec.ports import parse_port
 from stackctl.spec.sysctls import normalize_value
 
@@ -119,6 +120,12 @@ class DockerPyReader:
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot list the engine's volumes: {_explain(exc)}") from None
 
+    def images(self, references: list[str]) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.images(filters={"reference": references}))
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot list the images {', '.join(references)}: {_explain(exc)}") from None
+
 
 def _short(text: str) -> str:
     """The last, most specific part of a docker-py/requests error chain."""
@@ -152,6 +159,22 @@ def _host_entry(text: str) -> str:
     ``HOST:IP``: the engine splits at the first colon and takes the rest as the address."""
     host, _, ip = text.partition(":")
     return f"{host}:{ip.strip('[]')}"
+
+
+_HEALTH_KEYS = {"test": "Test", "interval": "Interval", "timeout": "Timeout",
+                "retries": "Retries", "start_period": "StartPeriod", "start_interval": "StartInterval"}
+
+
+def refuse_unconfined(r: Resource) -> None:
+    """The last gate before a member is created: validation refuses a member's
+    systempaths=unconfined (it unmasks /proc/sys, where host-wide sysctls are written),
+    and so does this, as refuse_host_wide does for the helper's sysctls."""
+    if any(o.replace(":", "=").strip().startswith("systempaths=")
+           for o in r.config.get("security_opt") or ()):
+        raise EngineError(f"{r.name}: refusing security_opt systempaths on a member")
+    if set(r.config.get("cap_add") or ()) & UNMASKING_CAPABILITIES:
+        raise EngineError(f"{r.name}: refusing cap_add SYS_ADMIN or ALL on a member: it "
+                          "can remount /proc/sys read-write")
 
 
 def _restart_policy(name: str) -> Optional[dict[str, Any]]:
@@ -190,8 +213,11 @@ class DockerActions:
                                 labels=labels, write=False)
 
     # --------------------------------------------------------------- actions
-    def missing_images(self, images: Iterable[str]) -> dict[str, str]:
-        """Images that are neither on the engine nor pullable, with the cause for each."""
+    def missing_images(self, images: Iterable[str], no_pull: Iterable[str] = ()) -> dict[str, str]:
+        """Images that are neither on the engine nor pullable, with the cause for each.
+        Images in ``no_pull`` (pull_policy never) are looked for, not pulled."""
+        never = set(no_pull)
+
         def check(image: str) -> Optional[tuple[str, str]]:
             try:
                 self.api.inspect_image(image)
@@ -200,15 +226,40 @@ class DockerActions:
                 pass
             except docker.errors.APIError as exc:
                 return image, _explain(exc)
-            try:
-                repo, tag = docker.utils.parse_repository_tag(image)  # knows digests and ports
-                self.api.pull(repo, tag=tag or "latest")
-                return None
-            except docker.errors.APIError as exc:
-                return image, f"not on the engine, and pulling failed: {_explain(exc)}"
+            if image in never:
+                return image, ("not on the engine, and pull_policy is \"never\": build or load "
+                               "it (docker build, docker load), or set pull_policy = \"missing\"")
+            cause = self._pull(image)
+            return (image, f"not on the engine, and pulling failed: {cause}") if cause else None
         with ThreadPoolExecutor(max_workers=4) as pool:
             results = pool.map(check, sorted(set(images)))
         return dict(r for r in results if r)
+
+    def _pull(self, image: str) -> str:
+        """Pull ``image``; "" when it worked, else the cause."""
+        try:
+            repo, tag = docker.utils.parse_repository_tag(image)  # knows digests and ports
+            self.api.pull(repo, tag=tag or "latest")
+            return ""
+        except docker.errors.APIError as exc:
+            return _explain(exc)
+        except requests.exceptions.RequestException as exc:
+            return _short(str(exc))
+
+    def pull(self, images: Iterable[str], only_missing: bool = False) -> dict[str, str]:
+        """image -> "pulled", "present" (``only_missing`` and on the engine already), or
+        "failed: CAUSE". Two at a time, as Docker's own client pulls layers."""
+        def one(image: str) -> tuple[str, str]:
+            if only_missing:
+                try:
+                    self.api.inspect_image(image)
+                    return image, "present"
+                except docker.errors.APIError:
+                    pass
+            cause = self._pull(image)
+            return image, f"failed: {cause}" if cause else "pulled"
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(pool.map(one, list(dict.fromkeys(images))))
 
     def create_owner(self, stack: str, r: Resource) -> str:
         """Create and start the owner; on a failed start, remove what was created."""
@@ -244,19 +295,39 @@ class DockerActions:
             before_start=join_the_rest,
         )
 
-    def create_member(self, stack: str, r: Resource, owner: str) -> str:
+    def create_member(self, stack: str, r: Resource, owner: str,
+                      env_file_values: Optional[Mapping[str, str]] = None) -> str:
         """Create and start a member joined to the owner whose container id is ``owner``
-        (an id, never a name: a name can pass to another container)."""
-        restart = _restart_policy(r.config["restart"])
+        (an id, never a name: a name can pass to another container), with every option
+        its config declares (see stackctl.member_config); ``env_file_values`` come first
+        and the spec's ``environment`` wins, as in Compose."""
+        c = r.config
+        refuse_unconfined(r)
+        restart = _restart_policy(c["restart"])
+        log = c.get("logging")
         host_config = self.api.create_host_config(
             network_mode=f"container:{owner}", ipc_mode=f"container:{owner}",
-            binds=r.config["volumes"] or None, restart_policy=restart,
-            init=bool(r.config.get("init")) or None,
+            binds=c["volumes"] or None, restart_policy=restart,
+            init=bool(c.get("init")) or None,
+            read_only=c.get("read_only"), tmpfs=c.get("tmpfs"),
+            cap_add=c.get("cap_add"), cap_drop=c.get("cap_drop"), devices=c.get("devices"),
+            ulimits=[{"Name": k, "Soft": v["soft"], "Hard": v["hard"]}
+                     for k, v in (c.get("ulimits") or {}).items()] or None,
+            mem_limit=c.get("mem_limit"),
+            nano_cpus=int(round(c["cpus"] * 1e9)) if c.get("cpus") else None,
+            pids_limit=c.get("pids_limit"),
+            log_config={"Type": log.get("driver") or "", "Config": log.get("options") or {}} if log else None,
+            security_opt=c.get("security_opt"),
         )
+        environment = {**(env_file_values or {}), **c["environment"]}
+        health = c.get("healthcheck")
         return self._create_and_start(
-            r.name, r.address, image=r.config["image"], command=r.config["command"],
-            entrypoint=r.config["entrypoint"], environment=r.config["environment"] or None,
-            labels=r.labels(stack), host_config=host_config,
+            r.name, r.address, image=c["image"], command=c["command"],
+            entrypoint=c["entrypoint"], environment=environment or None,
+            labels={**(c.get("labels") or {}), **r.labels(stack)}, host_config=host_config,
+            user=c.get("user"), working_dir=c.get("working_dir"),
+            stop_signal=c.get("stop_signal"), stop_timeout=c.get("stop_grace_period"),
+            healthcheck=({_HEALTH_KEYS[k]: v for k, v in health.items()} if health else None),
         )
 
     def _create_and_start(self, name: str, what: str, before_start: Any = None, **kwargs: Any) -> str:
@@ -530,15 +601,29 @@ class DockerActions:
         if self.aborted.is_set():
             raise EngineError(f"{name}: not done: stackctl was aborted")
 
-    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, str]) -> None:
-        """Mend what can be changed on a live container: its name and restart policy, and
-        a paused one is unpaused (``state`` -> running), keeping its process and namespace."""
+    def update(self, stack: str, cid: str, name: str, changes: Mapping[str, Any]) -> None:
+        """Change what Docker changes on a live container, without a restart: the name,
+        (``docker update``) the restart policy, mem_limit, cpus and pids_limit, and a
+        paused one is unpaused (``state`` -> running), keeping its process and namespace."""
         self._check_aborted(name)
+        body: dict[str, Any] = {}
+        if "restart" in changes:
+            body["RestartPolicy"] = _restart_policy(changes["restart"]) or {"Name": "no"}
+        if changes.get("mem_limit"):
+            # Swap as at creation (twice the memory), so a smaller limit is not refused
+            # for being under the swap limit the container was created with.
+            body["Memory"] = int(changes["mem_limit"])
+            body["MemorySwap"] = 2 * int(changes["mem_limit"])
+        if changes.get("cpus"):
+            body["NanoCpus"] = int(round(float(changes["cpus"]) * 1e9))
+        if "pids_limit" in changes:
+            body["PidsLimit"] = int(changes["pids_limit"] or -1)  # -1: unlimited
         try:
             if changes.get("state") == "running":
                 self.api.unpause(cid)
-            if "restart" in changes:
-                self.api.update_container(cid, restart_policy=_restart_policy(changes["restart"]) or {"Name": "no"})
+            if body:
+                self.api._result(self.api._post_json(
+                    self.api._url("/containers/{0}/update", cid), data=body), True)
             if "name" in changes and changes["name"] != name:
                 self.api.rename(cid, changes["name"])
         except docker.errors.APIError as exc:

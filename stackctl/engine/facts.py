@@ -20,8 +20,17 @@ What one ``observe`` costs (N groups, M members each):
   stack: the stack's own carry its label; an external one the spec names must be there.
   Which networks each owner is on comes with the owner's inspect.
 
-So a no-op plan sends N + 4 requests on a local engine (a ping, the three listings, the
-owner inspects), where it used to send N(M+1) + 3.
+- one image listing, filtered by the references the containers were created from: the
+  ids those references name now, to compare with the ids the containers run (a tag that
+  moved on is a replacement);
+- a member whose labels record other in-place values (``mem_limit``, ``cpus``,
+  ``pids_limit``, ``restart``) than the spec wants is inspected: ``docker update``
+  changes the container but not its labels, so only the live values say whether the
+  update was made.
+
+So a no-op plan sends N + 5 requests on a local engine (a ping, the container listing,
+the network and volume listings, the image listing, the owner inspects): a constant
+plus one per group, where it used to send N(M+1) + 3.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
+from stackctl import images as image_refs
 from stackctl.engine import namespaces
 from stackctl.observed import Observed, ObservedContainer, ObservedNetwork, ObservedVolume
 from stackctl.errors import EngineError
@@ -71,6 +81,9 @@ class Reader(Protocol):
 
     def volumes(self) -> list[dict[str, Any]]:
         """Every volume on the engine (one request)."""
+
+    def images(self, references: list[str]) -> list[dict[str, Any]]:
+        """The image listing entries (Id, RepoTags, RepoDigests) of these references."""
 
 
 # Reads a group's live sysctls when this host cannot enter the namespace: (stack, group,
@@ -135,6 +148,15 @@ def actual_of_inspect(role: Optional[Role], d: dict[str, Any]) -> dict[str, Any]
                      for p, c, proto, ip in sorted(_bound(made))]
         actual["ports"] = sorted(str(p) for p in ports)
     return actual
+
+
+def live_of_inspect(d: dict[str, Any]) -> dict[str, Any]:
+    """The in-place attributes as the engine has them, spelled as member_config does."""
+    hc = d.get("HostConfig") or {}
+    nano = int(hc.get("NanoCpus") or 0)
+    return {"mem_limit": int(hc.get("Memory") or 0) or None,
+            "cpus": round(nano / 1e9, 9) if nano else None,
+            "pids_limit": int(hc.get("PidsLimit") or 0) if int(hc.get("PidsLimit") or 0) > 0 else None}
 
 
 def refuse_host_wide(r: Resource) -> None:
@@ -264,6 +286,7 @@ def from_inspect(d: dict[str, Any], local: bool) -> tuple[ObservedContainer, int
         actual=actual_of_inspect(role, d),
         networks=owner_networks(d) if role is Role.OWNER else None,
         health=((state.get("Health") or {}).get("Status") or None),
+        live=live_of_inspect(d) if role is Role.MEMBER else {}, image_id=d.get("Image") or "",
     )
     return c, pid
 
@@ -287,24 +310,29 @@ def from_listing(c: dict[str, Any], netns: Optional[str]) -> ObservedContainer:
         config_hash=labels.get(LABEL_HASH, ""), config=_config(labels),
         status=c.get("State") or "unknown", exit_code=int(m.group(1)) if m else 0,
         network_container=_joined((c.get("HostConfig") or {}).get("NetworkMode") or ""),
-        netns=netns, restart_policy=None, actual=actual,
+        netns=netns, restart_policy=None, actual=actual, image_id=c.get("ImageID") or "",
         health=_health_of_status(c.get("Status") or ""),
     )
 
 
 def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]], *,
             refresh: bool, inspect_all: bool, local_namespaces: bool,
-            helper_read: Optional[HelperRead], helper_images: Mapping[str, str]) -> Observed:
-    """Every container of ``stack`` and, with ``refresh``, the live sysctls per group.
+            helper_read: Optional[HelperRead], helper_images: Mapping[str, str],
+            expect: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Observed:
+    """Every container of ``stack``, the ids its images' references name now and, with
+    ``refresh``, the live sysctls per group.
 
     ``local_namespaces``: this process can read the engine's /proc (local engine, root).
+    ``expect``: member address -> the in-place attributes the spec wants (see the module
+    doc); a member whose labels say otherwise is inspected.
     """
     with ThreadPoolExecutor(max_workers=2) as pool:  # overlap the two listings with the rest
         networks_f = pool.submit(reader.networks)
         volumes_f = pool.submit(reader.volumes)
-        found = _containers(reader, stack, local_namespaces, inspect_all)
+        found = _containers(reader, stack, local_namespaces, inspect_all, expect or {})
         all_networks, all_volumes = networks_f.result(), volumes_f.result()
     containers = tuple(sorted((c for c, _ in found), key=lambda c: (c.group, c.name)))
+    images = _images(reader, containers)
     live: dict[str, dict[str, str]] = {}
     if refresh:
         pids = {c.id: pid for c, pid in found}
@@ -316,7 +344,7 @@ def observe(reader: Reader, stack: str, sysctl_keys: Mapping[str, Iterable[str]]
         stack=stack, containers=containers, sysctls=live, refreshed=refresh,
         networks=networks_of(all_networks, stack), volumes=volumes_of(all_volumes, stack),
         network_names=frozenset(n.get("Name") or "" for n in all_networks),
-        volume_names=frozenset(v.get("Name") or "" for v in all_volumes))
+        volume_names=frozenset(v.get("Name") or "" for v in all_volumes), images=images)
 
 
 def networks_of(listed: Iterable[dict[str, Any]], stack: str) -> tuple[ObservedNetwork, ...]:
@@ -344,8 +372,27 @@ def volumes_of(listed: Iterable[dict[str, Any]], stack: str) -> tuple[ObservedVo
     return tuple(sorted(out, key=lambda v: (v.spec_name, v.name)))
 
 
-def _containers(reader: Reader, stack: str, local_namespaces: bool,
-                inspect_all: bool) -> list[tuple[ObservedContainer, int]]:
+def _images(reader: Reader, containers: Iterable[ObservedContainer]) -> dict[str, str]:
+    """reference -> id for the images the containers were created from: one listing."""
+    refs = sorted({str(c.config["image"]) for c in containers
+                   if c.config and c.config.get("image") and c.role in (Role.OWNER, Role.MEMBER)})
+    if not refs:
+        return {}
+    return image_refs.resolve(reader.images([image_refs.familiar(r) for r in refs]), refs)
+
+
+def _stale_labels(c: dict[str, Any], expect: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether a listed member's labels record in-place values the spec does not want."""
+    labels = c.get("Labels") or {}
+    want = expect.get(f"{Role.MEMBER.value}.{labels.get(LABEL_GROUP, '')}.{labels.get(LABEL_MEMBER, '')}")
+    if not want:
+        return False
+    config = _config(labels) or {}
+    return any(config.get(k) != v for k, v in want.items())
+
+
+def _containers(reader: Reader, stack: str, local_namespaces: bool, inspect_all: bool,
+                expect: Mapping[str, Mapping[str, Any]]) -> list[tuple[ObservedContainer, int]]:
     """The stack's containers with their pids (0 when unknown here): see the module doc."""
     listed = [c for c in reader.containers(stack)
               if (c.get("Labels") or {}).get(LABEL_STACK) == stack
@@ -366,8 +413,9 @@ def _containers(reader: Reader, stack: str, local_namespaces: bool,
             o = from_listing(c, namespaces.netns(pids[c["Id"]], c["Id"]) if c["Id"] in pids else None)
             # A running member needs its namespace and its owner's (when that owner still
             # exists) to be compared; if either is unknown here, an inspect decides.
-            if o.running and (o.netns is None or (o.network_container in owner_ns
-                                                  and owner_ns[o.network_container] is None)):
+            if (o.running and (o.netns is None or (o.network_container in owner_ns
+                                                   and owner_ns[o.network_container] is None))
+                    or _stale_labels(c, expect)):
                 unsure.append(c["Id"])
             else:
                 found.append((o, pids.get(c["Id"], 0)))

@@ -5,7 +5,11 @@ Decisions, in the order the design contract's plan semantics state them:
 * a changed sysctl is an in-place update of ``helper.<group>``; nothing restarts;
 * a changed owner attribute (image, command, ports) replaces the owner, and every member
   of the group follows, because a member cannot leave a dead namespace;
-* a member's own change replaces that member only;
+* a member's ``mem_limit``, ``cpus``, ``pids_limit`` or ``restart`` changed is an
+  in-place update (``docker update``): no restart, same id; any other change of a
+  member's own replaces that member only;
+* a container running another image than its reference names now (a tag that moved on)
+  is replaced, like a changed attribute;
 * a member attached to a namespace that is not its owner's current one is repaired:
   restarted when the owner kept its id (``docker restart`` re-joins), replaced otherwise;
 * an owner joining or leaving a network (or whose DNS aliases there changed) is updated in
@@ -22,7 +26,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
+import attrs
+
 from stackctl.errors import PlanError
+from stackctl.images import short
+from stackctl.member_config import IN_PLACE, NOT_REMOVABLE_IN_PLACE
 from stackctl.observed import Observed, ObservedContainer, ObservedNetwork, ObservedVolume
 from stackctl.plan.model import Action, AttributeChange, Change, Plan
 from stackctl.resources import Resource, Role, address
@@ -39,9 +47,46 @@ def _diff(before: Optional[dict[str, Any]], after: dict[str, Any], forces: bool)
     )
 
 
-def _names(attrs_: Iterable[AttributeChange]) -> str:
-    names = [a.name for a in attrs_]
+def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _names(attrs_: Iterable[AttributeChange]) -> str:
+    return _and([_label(a) for a in attrs_])
+
+
+def _label(a: AttributeChange) -> str:
+    """How a reason names a changed attribute; env files by path, never by content."""
+    if a.name != "env_file":
+        return a.name
+    before = {f["path"]: f["content"] for f in a.before or () if isinstance(f, dict)}
+    after = {f["path"]: f["content"] for f in a.after or () if isinstance(f, dict)}
+    changed = [p for p in dict.fromkeys([*before, *after]) if before.get(p) != after.get(p)]
+    if not changed:
+        return "env_file order"
+    return ("env file " if len(changed) == 1 else "env files ") + _and(changed)
+
+
+def _updatable(a: AttributeChange) -> bool:
+    """Whether ``docker update`` makes this change (it cannot lift a memory or CPU limit)."""
+    return a.name in IN_PLACE and not (a.name in NOT_REMOVABLE_IN_PLACE and a.after is None)
+
+
+def _in_place(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
+    """A member's in-place attributes that differ from the spec: compared with the live
+    values where they were read, else with the labels (which keep creation's values)."""
+    label = obs.config or {}
+    live = dict(obs.live)
+    if obs.restart_policy is not None:
+        live["restart"] = obs.restart_policy
+    out = []
+    for key in IN_PLACE:
+        want = r.config.get(key)
+        now = live[key] if key in live else label.get(key)
+        if now != want:
+            out.append(AttributeChange(key, now, want, forces_replacement=not _updatable(
+                AttributeChange(key, now, want))))
+    return tuple(out)
 
 
 def _tampered(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
@@ -65,7 +110,7 @@ def _mended(r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
 
 def _by_hand(attributes: tuple[AttributeChange, ...]) -> str:
     what = {"name": "renamed", "restart": "restart policy changed", "state": "paused"}
-    return " and ".join(what[a.name] for a in attributes) + " by hand"
+    return " and ".join(what.get(a.name, f"{a.name} changed") for a in attributes) + " by hand"
 
 
 def _unpaused(obs: ObservedContainer) -> tuple[AttributeChange, ...]:
@@ -213,20 +258,33 @@ class _Planner:
     def _replacement(self, r: Resource, obs: Optional[ObservedContainer],
                      consequence: str) -> Optional[Change]:
         """What owners and members share: missing, --replace, changed in the spec, or
-        contradicted by what the engine really runs. None when none applies."""
+        contradicted by what the engine really runs. None when none applies (a member's
+        in-place changes are decided later, by member())."""
         if obs is None:
             return self._change(r, None, Action.CREATE, f"{r.role.value} does not exist")
         if r.address in self.replace:
             return self._change(r, obs, Action.REPLACE, "replacement requested with --replace")
         if obs.config_hash != r.config_hash:
             attributes = _diff(obs.config, r.config, forces=True)
-            what = _names(attributes) if attributes else "configuration"
-            return self._change(r, obs, Action.REPLACE, f"{what} changed: forces replacement"
-                                + consequence, attributes)
+            if r.role is Role.MEMBER:
+                attributes = tuple(attrs.evolve(a, forces_replacement=not _updatable(a))
+                                   for a in attributes)
+            forcing = [a for a in attributes if a.forces_replacement]
+            if forcing or not attributes:
+                if forcing and all(a.name in NOT_REMOVABLE_IN_PLACE for a in forcing):
+                    reason = (f"{_names(forcing)} removed, which docker update cannot do: "
+                              "forces replacement")
+                else:
+                    reason = f"{_names(forcing) if forcing else 'configuration'} changed: forces replacement"
+                return self._change(r, obs, Action.REPLACE, reason + consequence, attributes)
         tampered = _tampered(r, obs)
         if tampered:
             return self._change(r, obs, Action.REPLACE, f"{_names(tampered)} changed by hand: "
                                 "forces replacement" + consequence, tampered)
+        moved = self._image_moved(r, obs)
+        if moved is not None:
+            return self._change(r, obs, Action.REPLACE, f"image {r.config['image']} now names "
+                                f"{moved.after} (running {moved.before})" + consequence, (moved,))
         return None
 
     def _joined(self, r: Resource, obs: ObservedContainer) -> tuple[AttributeChange, ...]:
@@ -248,6 +306,16 @@ class _Planner:
         kept = {n: (a if n in want and set(want[n]) <= set(a) else want.get(n, a))
                 for n, a in have.items()}
         return (AttributeChange("networks", have, {n: kept.get(n, a) for n, a in want.items()}),)
+
+    def _image_moved(self, r: Resource, obs: ObservedContainer) -> Optional[AttributeChange]:
+        """The image id a container runs, when its reference now names another one."""
+        ref = r.config.get("image")
+        now = self.observed.images.get(ref) if isinstance(ref, str) else None
+        if not (now and obs.image_id and now != obs.image_id):
+            return None
+        if (obs.config or {}).get("image") != ref:
+            return None  # another reference: a changed attribute, decided above
+        return AttributeChange("image_id", short(obs.image_id), short(now), forces_replacement=True)
 
     def owner(self, r: Resource, obs: Optional[ObservedContainer]) -> Change:
         replaced = self._replacement(r, obs, " of the owner and of every member in its namespace")
@@ -335,7 +403,12 @@ class _Planner:
         if obs.network_container and obs.network_container != owner_obs.id:
             return self._change(r, obs, Action.REPLACE, "owner was recreated after the member "
                                 "started: attached to a dead namespace", cause=owner_addr)
-        mended = _mended(r, obs) + _unpaused(obs)
+        mended = tuple(a for a in _mended(r, obs) if a.name == "name") + _in_place(r, obs) + _unpaused(obs)
+        if any(a.forces_replacement for a in mended):
+            # A limit lifted by hand or in the spec: docker update cannot lift it.
+            forcing = [a for a in mended if a.forces_replacement]
+            return self._change(r, obs, Action.REPLACE, f"{_names(forcing)} must be lifted, "
+                                "which docker update cannot do: forces replacement", mended)
         restart_reason = ""
         if completed(r, obs) or obs.status in ("paused", "restarting"):
             # Done; or to be unpaused in place; or being restarted by the engine under
@@ -360,6 +433,11 @@ class _Planner:
             cause = owner_addr if owner.action is Action.RESTART else None
             return self._change(r, obs, Action.RESTART, restart_reason, mended, cause=cause)
         if mended:
+            label = obs.config or {}
+            in_spec = [a for a in mended if a.name in IN_PLACE and label.get(a.name) != a.after]
+            if in_spec:
+                return self._change(r, obs, Action.UPDATE, f"{_names(in_spec)} changed: updated "
+                                    "in place (docker update), without a restart", mended)
             return self._change(r, obs, Action.UPDATE, f"{_by_hand(mended)}: updated in place", mended)
         return self._change(r, obs, Action.NOOP, "")
 

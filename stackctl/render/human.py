@@ -6,6 +6,7 @@ import json
 from typing import Any, Optional
 
 from stackctl.plan.model import Action, AttributeChange, Change, Plan
+from stackctl.render.sensitive import SENSITIVE_VALUE, mask, mask_config
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -44,11 +45,11 @@ def value(v: Any) -> str:
 def _attr_lines(c: Change, style: _Style) -> list[str]:
     lines: list[str] = []
     if c.action is Action.CREATE:
-        after = c.after or {}
+        after = mask_config(c.after) or {}
         width = max((len(k) for k in after), default=0)
         lines += [f"      {style('+', '+')} {k.ljust(width)} = {value(after[k])}" for k in sorted(after)]
     elif c.action is Action.DELETE:
-        before = c.before or {}
+        before = mask_config(c.before) or {}
         width = max((len(k) for k in before), default=0)
         lines += [f"      {style('-', '-')} {k.ljust(width)} = {value(before[k])}" for k in sorted(before)]
     elif c.attributes:
@@ -61,12 +62,15 @@ def _attr_lines(c: Change, style: _Style) -> list[str]:
 
 
 def _attr_change(a: AttributeChange, width: int, style: _Style) -> str:
+    before, after = mask(a.name, a.before), mask(a.name, a.after)
     if a.before is None:
-        line = f"      {style('+', '+')} {a.name.ljust(width)} = {value(a.after)}"
+        line = f"      {style('+', '+')} {a.name.ljust(width)} = {value(after)}"
     elif a.after is None:
-        line = f"      {style('-', '-')} {a.name.ljust(width)} = {value(a.before)}"
+        line = f"      {style('-', '-')} {a.name.ljust(width)} = {value(before)}"
+    elif before == after:  # a sensitive value changed: say so, show neither
+        line = f"      {style('~', '~')} {a.name.ljust(width)} = {SENSITIVE_VALUE}"
     else:
-        line = f"      {style('~', '~')} {a.name.ljust(width)} = {value(a.before)} -> {value(a.after)}"
+        line = f"      {style('~', '~')} {a.name.ljust(width)} = {value(before)} -> {value(after)}"
     if a.forces_replacement:
         line += " " + style("# forces replacement", "-")
     return line

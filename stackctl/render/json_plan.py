@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from stackctl.plan.model import Plan
+from stackctl.render.sensitive import mask, mask_config
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -19,10 +20,10 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "address": c.address,
                 "action": c.action.json,
                 "reason": c.reason,
-                "before": c.before,
-                "after": c.after,
+                "before": mask_config(c.before),
+                "after": mask_config(c.after),
                 "attributes": [
-                    {"name": a.name, "before": a.before, "after": a.after,
+                    {"name": a.name, "before": mask(a.name, a.before), "after": mask(a.name, a.after),
                      "forces_replacement": a.forces_replacement}
                     for a in c.attributes
                 ],

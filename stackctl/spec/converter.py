@@ -357,6 +357,9 @@ def _extra_key(path: KeyPath, key: str, cl: type) -> Issue:
     if cl is model.Group and key in model.GROUP_UNSUPPORTED_KEYS:
         why, fix = model.GROUP_UNSUPPORTED_KEYS[key]
         return Issue(where, f"{key!r} is not supported: {why}", fix)
+    if cl is model.Member and key in model.MEMBER_UNSUPPORTED_KEYS:
+        why, fix = model.MEMBER_UNSUPPORTED_KEYS[key]
+        return Issue(where, f"{key!r} is not supported on a member: {why}", fix)
     return Issue(where, "unknown key", _suggest(key, cl))
 
 

@@ -25,7 +25,9 @@ import attrs
 
 from stackctl.errors import Problem, SpecError
 from stackctl.spec import converter as conv
+from stackctl.spec import envfile
 from stackctl.spec.converter import format_path
+from stackctl.spec.envfile import EnvFile
 from stackctl.spec.model import Stack
 from stackctl.spec.rules import check
 
@@ -46,6 +48,8 @@ class LoadedSpec:
     stack: Stack
     files: tuple[str, ...]
     source: str
+    # (group, member) -> its env files (paths and digests; values are never kept).
+    env_files: Mapping[tuple[str, str], tuple[EnvFile, ...]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -500,8 +504,9 @@ def load(path: Union[str, Path] = ".", env: Optional[Mapping[str, str]] = None,
             docs.append((str(f), doc))
     if unreadable:
         raise SpecError(f.problem() for f in unreadable)
-    stack = validate_documents(docs, os.environ if env is None else env, str(path), names_only)
-    return LoadedSpec(stack=stack, files=tuple(str(f) for f in files), source=str(path))
+    stack, env_files = _validate(docs, os.environ if env is None else env, str(path), names_only)
+    return LoadedSpec(stack=stack, files=tuple(str(f) for f in files), source=str(path),
+                      env_files=env_files)
 
 
 def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str, str],
@@ -510,6 +515,13 @@ def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str,
 
     Raises :class:`SpecError` with every problem found; never anything else on bad input.
     """
+    return _validate(docs, env, source, names_only)[0]
+
+
+def _validate(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str, str], source: str,
+              names_only: bool = False
+              ) -> tuple[Stack, dict[tuple[str, str], tuple[EnvFile, ...]]]:
+    """:func:`validate_documents`, and the members' env files read and digested."""
     if not docs:
         raise SpecError([Problem(source, "", "no spec files", "pass a spec file, or a "
                                  "directory of *.toml files")])
@@ -528,6 +540,7 @@ def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str,
             found.append(_Found(origins.file_for(kpath), kpath, message, hint))
 
     stack, issues, aside = _structure(data)
+    env_files: dict[tuple[str, str], tuple[EnvFile, ...]] = {}
     for issue in issues:
         add(issue.path, issue.message, issue.hint)
     covered.update(issue.path for issue in issues)
@@ -540,11 +553,13 @@ def validate_documents(docs: list[tuple[str, dict[str, Any]]], env: Mapping[str,
 
         for kpath, message, hint in check(stack, locate):
             add(aside.original(kpath), message, hint)
+        if not names_only:  # a destroy needs no env file's values
+            env_files = _env_files(stack, data, origins, add)
 
     if found:
         raise SpecError(_ordered(found, docs))
     assert stack is not None  # no problem found means it structured
-    return _resolve_binds(stack, origins)
+    return _resolve_binds(stack, origins), env_files
 
 
 def _resolve_binds(stack: Stack, origins: _Origins) -> Stack:
@@ -565,3 +580,26 @@ def _resolve_binds(stack: Stack, origins: _Origins) -> Stack:
                               if tuple(volumes) != member.volumes else member)
         groups[gname] = attrs.evolve(group, members=members)
     return attrs.evolve(stack, groups=groups)
+
+
+def _env_files(stack: Stack, data: dict[str, Any], origins: _Origins, add: Any
+               ) -> dict[tuple[str, str], tuple[EnvFile, ...]]:
+    """Read every member's env files, relative to the spec file that declares the member
+    (as Compose does); a file that is missing or malformed is a problem of that key."""
+    out: dict[tuple[str, str], tuple[EnvFile, ...]] = {}
+    for gname, group in stack.groups.items():
+        for mname, member in group.members.items():
+            if not member.env_file:
+                continue
+            mpath: KeyPath = ("groups", gname, "members", mname)
+            base = Path(origins.file_for(mpath)).parent
+            written = data.get("groups", {}).get(gname, {}).get("members", {}).get(mname, {})
+            as_list = isinstance(written.get("env_file") if isinstance(written, dict) else None, list)
+            files = []
+            for i, path in enumerate(member.env_file):
+                try:
+                    files.append(envfile.load(path, base))
+                except envfile.EnvFileError as exc:
+                    add(mpath + (("env_file", i) if as_list else ("env_file",)), exc.message, exc.hint)
+            out[(gname, mname)] = tuple(files)
+    return out

@@ -78,6 +78,26 @@ GROUP_UNSUPPORTED_KEYS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Compose service keys a member refuses with a reason rather than "unknown key".
+MEMBER_UNSUPPORTED_KEYS: dict[str, tuple[str, str]] = {
+    "privileged": (
+        "it unmasks /proc/sys, where a member could rewrite host-wide sysctls, and gives "
+        "every capability and device; it also fails on VMs that refuse some capabilities",
+        "grant only what is needed: cap_add = [\"NET_ADMIN\"], devices = [\"/dev/net/tun\"]",
+    ),
+    "pid": ("sharing the host's (or another container's) PID namespace is not supported",
+            "remove it"),
+    "userns_mode": ("members join their owner's namespaces; a user namespace of their own "
+                    "is not supported", "remove it"),
+    "container_name": ("container names are STACK-GROUP-MEMBER, so plans can find them",
+                       "remove it; rename the member instead"),
+    "build": ("stackctl runs images; it does not build them",
+              "build the image with docker build -t NAME, then set image = \"NAME\""),
+    "links": ("members of a group reach each other on localhost; groups reach each other "
+              "by name on their networks", "remove it"),
+    "volumes_from": ("mounts are declared one by one", "list the mounts in volumes"),
+}
+
 PullPolicy = Literal["missing", "always", "never"]
 PULL_POLICIES: tuple[str, ...] = get_args(PullPolicy)
 

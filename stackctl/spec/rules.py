@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Union
 if TYPE_CHECKING:
     import networkx as nx
 
+from stackctl.spec import options
 from stackctl.spec.model import DEFAULT_NETWORK, Group, Stack
 from stackctl.spec.ports import PortBinding
 from stackctl.spec.sysctls import name_problem, value_problem
@@ -70,6 +71,7 @@ def check(stack: Stack, locate: Optional[Locate] = None) -> list[Found]:
         *_group_settings(stack),
         *_group_depends_on(stack),
         *_members(stack),
+        *options.check(stack),
     ]
 
 

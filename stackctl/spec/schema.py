@@ -25,6 +25,7 @@ from stackctl.spec.sysctls import ALLOWED, SCHEMA_NAME_PATTERN
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _VARIABLE = {"type": "string", "pattern": r"\$\{"}
 _NAME = {"type": "string", "pattern": f"^{NAME_RE.pattern}$"}
+_CAPABILITY = "^(?:[Cc][Aa][Pp]_)?[A-Za-z_]+$"
 
 # What the model's types do not say, per (class, field): merged into the derived schema.
 OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
@@ -51,6 +52,15 @@ OVERRIDES: dict[tuple[type, str], dict[str, Any]] = {
         {"type": "integer"}, {"$ref": "#/$defs/Ulimit"}]}},
     (model.Healthcheck, "test"): {"anyOf": [
         {"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    (model.Member, "working_dir"): {"anyOf": [{"type": "string", "pattern": "^/"}, _VARIABLE]},
+    (model.Member, "tmpfs"): {"items": {"anyOf": [{"type": "string", "pattern": "^/"}, _VARIABLE]}},
+    (model.Member, "devices"): {"items": {"anyOf": [{"type": "string", "pattern": "^/"}, _VARIABLE]}},
+    (model.Member, "cap_add"): {"items": {"type": "string", "pattern": _CAPABILITY}},
+    (model.Member, "cap_drop"): {"items": {"type": "string", "pattern": _CAPABILITY}},
+    (model.Member, "cpus"): {"exclusiveMinimum": 0},
+    (model.Member, "labels"): {"propertyNames": {"not": {"pattern": "^[sS][tT][aA][cC][kK][cC][tT][lL]\\."}}},
+    (model.Member, "security_opt"): {"items": {"type": "string",
+                                               "not": {"pattern": "^systempaths[=:]"}}},
     (model.Member, "environment"): {
         "propertyNames": {"minLength": 1, "pattern": "^[^=]*$"},
         "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
@@ -102,7 +112,9 @@ def _refused(cl: type) -> list[tuple[str, str]]:
     if cl is model.Member:
         return [(k, f"Belongs to the group, not to a member: {why} "
                     f"({fix.format(group='NAME')}).")
-                for k, (why, fix) in model.GROUP_ONLY_KEYS.items()]
+                for k, (why, fix) in model.GROUP_ONLY_KEYS.items()] + [
+                (k, f"Not supported on a member: {why} ({fix}).")
+                for k, (why, fix) in model.MEMBER_UNSUPPORTED_KEYS.items()]
     if cl is model.Group:
         return [(k, f"Not supported: {why} ({fix}).")
                 for k, (why, fix) in model.GROUP_UNSUPPORTED_KEYS.items()]

@@ -113,10 +113,13 @@ def test_no_op_observe_costs_one_list_and_one_inspect_per_group(docker_client, s
 
     before = api.requests
     fast = engine.observe(stack_name, keys)
-    assert api.requests - before == 3 + 3, "three lists (containers, networks, volumes), one inspect per owner"
+    assert api.requests - before == 4 + 3, ("four lists (containers, networks, volumes, "
+                                            "images), one inspect per owner")
     before = api.requests
     full = engine.observe(stack_name, keys, inspect_all=True)
-    assert api.requests - before == 3 + 9, "three lists, one inspect per container"
+    assert api.requests - before == 4 + 9, "four lists, one inspect per container"
+    busybox_id = docker_client.images.get(BUSYBOX).id
+    assert fast.images == full.images and fast.images[BUSYBOX] == busybox_id
 
     assert fast.sysctls == full.sysctls == {
         f"g{i}": {"kernel.shmmax": "44444444", "net.core.somaxconn": str(1100 + i)} for i in range(3)}
@@ -125,9 +128,9 @@ def test_no_op_observe_costs_one_list_and_one_inspect_per_group(docker_client, s
     for c in fast.containers:
         f = by_id[c.id]
         assert (c.name, c.role, c.group, c.member, c.config_hash, c.status, c.network_container,
-                c.netns, c.actual.get("image")) == \
+                c.netns, c.actual.get("image"), c.image_id) == \
                (f.name, f.role, f.group, f.member, f.config_hash, f.status, f.network_container,
-                f.netns, f.actual.get("image"))
+                f.netns, f.actual.get("image"), f.image_id)
         if c.member:
             assert c.netns and c.netns == by_id[c.network_container].netns
 

@@ -15,7 +15,7 @@ from support import ROOT, free_port, http_get, run_cli
 pytestmark = pytest.mark.engine
 
 EXAMPLES = sorted(p for p in (ROOT / "specs").iterdir() if p.is_dir() or p.suffix == ".toml")
-PORT_VARS = {"hello": "HELLO_PORT", "shop": "SHOP_PORT", "tiers": "TIERS_PORT"}
+PORT_VARS = {"hello": "HELLO_PORT", "shop": "SHOP_PORT", "tiers": "TIERS_PORT", "hardened": "PORT"}
 # What each example serves on its port.
 SERVES = {"tiers": "hello from the api group; the db group says: rows kept in a named volume"}
 

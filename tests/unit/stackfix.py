@@ -20,6 +20,7 @@ import attrs
 from docker.utils import convert_port_bindings  # pure conversion; no engine involved
 
 from stackctl.engine.facts import actual_of_inspect as _actual
+from stackctl.engine.facts import live_of_inspect
 from stackctl.observed import Observed, ObservedContainer, ObservedNetwork, ObservedVolume
 from stackctl.resources import LABEL_CONFIG, LABEL_HASH, Resource, Role, desired
 from stackctl.spec import load
@@ -62,6 +63,11 @@ def container_id(name: str, salt: str = "") -> str:
     return hashlib.sha256(f"{name}{salt}".encode()).hexdigest()
 
 
+def image_id(reference: str) -> str:
+    """A stable fake image id for a reference, like the engine's sha256 ids."""
+    return "sha256:" + hashlib.sha256(f"image {reference}".encode()).hexdigest() if reference else ""
+
+
 def load_spec(tmp_path: Path, text: str, filename: str = "stack.toml") -> list[Resource]:
     """Write ``text`` to a file under ``tmp_path``, load it, and return the desired resources."""
     d = tmp_path / f"spec-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
@@ -97,12 +103,20 @@ def observed_container(stack: str, r: Resource, *, started_at: int,
     if r.role is Role.OWNER:
         networks = {} if r.config.get("network_mode") == "none" else {
             name: tuple(sorted(aliases)) for name, aliases, _ in r.extra.get("networks", [])}
+    live = {}
+    if r.role is Role.MEMBER:  # what create_member sends, as inspect reports it back
+        cpus = r.config.get("cpus")
+        live = live_of_inspect({"HostConfig": {
+            "Memory": r.config.get("mem_limit") or 0,
+            "NanoCpus": int(round(cpus * 1e9)) if cpus else 0,
+            "PidsLimit": r.config.get("pids_limit") or 0}})
     fields = dict(
         id=container_id(r.name), name=r.name, role=r.role, group=r.group, member=r.member,
         config_hash=labels[LABEL_HASH], config=json.loads(labels[LABEL_CONFIG]),
         status="running", exit_code=0, started_at=started_at,
         network_container=network_container, restart_policy=r.restart,
-        actual=engine_actual(r), networks=networks,
+        actual=engine_actual(r), networks=networks, live=live,
+        image_id=image_id(r.config.get("image", "")),
     )
     fields.update(over)
     return ObservedContainer(**fields)
@@ -145,10 +159,11 @@ def converged(resources: Iterable[Resource], stack: str = "shop") -> Observed:
             containers.append(observed_container(
                 stack, r, started_at=t, network_container=owners.get(r.group),
                 netns=owner_netns.get(r.group)))
+    images = {c.config["image"]: c.image_id for c in containers if c.config and c.image_id}
     return Observed(stack=stack, containers=tuple(containers), sysctls=sysctls,
                     networks=tuple(networks), volumes=tuple(volumes),
                     network_names=frozenset({n.name for n in networks} | external | {"bridge"}),
-                    volume_names=frozenset({v.name for v in volumes} | external))
+                    volume_names=frozenset({v.name for v in volumes} | external), images=images)
 
 
 # ----------------------------------------------------------------- perturbations

@@ -164,9 +164,9 @@ CASES = [
     Case("dependent-member-changed-leaves-its-dependency-alone",
          spec=edit('image = "nginx:1.27"', 'image = "nginx:1.28"'),
          expect=[("member.edge.web", R, "image changed: forces replacement")]),
-    Case("member-restart-policy-changed-replaces-it",
+    Case("member-restart-policy-changed-is-updated-in-place",
          spec=edit('image = "postgres:16"', 'image = "postgres:16"\nrestart = "always"'),
-         expect=[("member.db.pg", R, "restart changed")]),
+         expect=[("member.db.pg", U, "restart changed: updated in place")]),
     Case("owner-stopped-restarts-group",
          perturb=owner_stopped,
          expect=[

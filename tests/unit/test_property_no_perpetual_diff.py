@@ -169,6 +169,7 @@ def member_tables(draw: Any, names: list[str]) -> dict[str, Any]:
             m["restart"] = draw(st.sampled_from(["no", "always", "unless-stopped", "on-failure"]))
         if draw(st.booleans()):
             m["init"] = draw(st.booleans())
+        m.update(draw(container_options()))
         earlier = names[:i]
         if earlier and draw(st.booleans()):
             deps = draw(st.lists(st.sampled_from(earlier), unique=True, max_size=len(earlier)))
@@ -176,6 +177,54 @@ def member_tables(draw: Any, names: list[str]) -> dict[str, Any]:
                 m["depends_on"] = deps
         members[name] = m
     return members
+
+
+DURATION = st.sampled_from(["30s", "1m30s", "90s", "500ms", "2h", "1.5s", "0s"])
+SIZE = st.one_of(st.sampled_from(["64m", "64M", "65536k", "1g", "1024m", "512mb", "300000000"]),
+                 st.integers(6 * 2**20, 2**34))
+CAPS = st.sampled_from(["NET_ADMIN", "net_admin", "CAP_NET_ADMIN", "SYS_PTRACE", "CHOWN",
+                        "cap_chown", "NET_BIND_SERVICE"])
+# Env files every loaded spec finds next to it (written by _load).
+ENV_FILES = {"a.env": "# a comment\nA=1\nexport B='x y' # not a comment? it is quoted\n",
+             "b.env": 'C="multi word"\nA=2\n'}
+
+
+@st.composite
+def container_options(draw: Any) -> dict[str, Any]:
+    """Every member option, each present or not, in the spellings Compose users write."""
+    options: dict[str, st.SearchStrategy[Any]] = {
+        "user": st.sampled_from(["101", "101:101", "app", "app:staff", "0:0"]),
+        "working_dir": st.sampled_from(["/app", "/srv/www", "/"]),
+        "read_only": st.booleans(),
+        "tmpfs": st.lists(st.sampled_from(["/run", "/tmp:size=64m", "/cache:size=1m,mode=1777"]),
+                          unique=True, max_size=3),
+        "cap_add": st.lists(CAPS, max_size=3),
+        "cap_drop": st.lists(st.one_of(CAPS, st.just("ALL")), max_size=3),
+        "devices": st.lists(st.sampled_from(["/dev/net/tun", "/dev/fuse:/dev/fuse:rwm",
+                                             "/dev/null:/dev/mynull"]), unique=True, max_size=2),
+        "ulimits": st.dictionaries(st.sampled_from(["nofile", "nproc", "core", "memlock"]), st.one_of(
+            st.integers(0, 2**20), st.integers(0, 2**20).map(lambda n: Inline({"soft": n, "hard": n + 1}))),
+            max_size=3).map(Inline),
+        "mem_limit": SIZE,
+        "cpus": st.one_of(st.integers(1, 2), st.sampled_from([0.5, 0.25, 1.5])),
+        "pids_limit": st.one_of(st.integers(1, 4096), st.just(-1)),
+        "labels": st.dictionaries(st.sampled_from(["com.example.team", "org.opencontainers.x", "tier"]),
+                                  TEXT, max_size=2).map(Inline),
+        "stop_signal": st.sampled_from(["SIGQUIT", "quit", "SIGUSR1", "TERM"]),
+        "stop_grace_period": DURATION,
+        "healthcheck": st.one_of(
+            st.builds(lambda t, i, r: Inline({"test": t, "interval": i, "retries": r}),
+                      st.sampled_from([["CMD", "true"], "wget -qO- http://127.0.0.1/", ["CMD-SHELL", "true"], ["NONE"]]),
+                      DURATION, st.integers(1, 5)),
+            st.just(Inline({"disable": True}))),
+        "logging": st.just(Inline({"driver": "json-file", "options": Inline({"max-size": "10m"})})),
+        "security_opt": st.lists(st.sampled_from(["no-new-privileges:true", "apparmor=unconfined",
+                                                  "label=disable"]), unique=True, max_size=2),
+        "pull_policy": st.sampled_from(["missing", "always", "never"]),
+        "env_file": st.one_of(st.sampled_from(sorted(ENV_FILES)),
+                              st.lists(st.sampled_from(sorted(ENV_FILES)), min_size=1, max_size=2, unique=True)),
+    }
+    return {k: draw(v) for k, v in options.items() if draw(st.integers(0, 3)) == 0}
 
 
 @st.composite
@@ -274,10 +323,16 @@ def specs(draw: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- tests
 def _load(text: str) -> Any:
+    return _load_spec(text).stack
+
+
+def _load_spec(text: str) -> Any:
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "stack.toml"
         f.write_text(text, encoding="utf-8")
-        return load(f, env={}).stack
+        for name, content in ENV_FILES.items():
+            (Path(d) / name).write_text(content)
+        return load(f, env={})
 
 
 def _env_text(v: Any) -> str:
@@ -290,7 +345,8 @@ def _env_text(v: Any) -> str:
 @given(doc=specs(), seed_a=st.integers(0, 2**32), seed_b=st.integers(0, 2**32))
 def test_applied_stack_plans_no_changes(doc: dict[str, Any], seed_a: int, seed_b: int) -> None:
     text_a = emit(doc, random.Random(seed_a))
-    stack = _load(text_a)
+    loaded = _load_spec(text_a)
+    stack = loaded.stack
 
     # The loader read back what was written ($ escapes, control characters, numbers).
     for g, table in doc["groups"].items():
@@ -300,7 +356,7 @@ def test_applied_stack_plans_no_changes(doc: dict[str, Any], seed_a: int, seed_b
             assert member.command == (tuple(mt["command"]) if "command" in mt else None)
             assert member.entrypoint == (tuple(mt["entrypoint"]) if "entrypoint" in mt else None)
 
-    want = desired(stack)
+    want = desired(stack, loaded.env_files)
     observed = converged(want, stack=stack.name)
     plan = make_plan(want, observed)
     assert plan.summary.empty, [(c.address, c.action.value, c.reason) for c in plan.actionable]
@@ -309,7 +365,8 @@ def test_applied_stack_plans_no_changes(doc: dict[str, Any], seed_a: int, seed_b
     # Written in another order (tables, keys, inline or not), the spec is the same stack:
     # identical resources and config hashes, and still nothing to do.
     text_b = emit(doc, random.Random(seed_b))
-    want_b = desired(_load(text_b))
+    loaded_b = _load_spec(text_b)
+    want_b = desired(loaded_b.stack, loaded_b.env_files)
     assert [(r.address, r.config_hash) for r in want_b] == [(r.address, r.config_hash) for r in want]
     assert [r.config for r in want_b] == [r.config for r in want]
     assert make_plan(want_b, observed).summary.empty
@@ -320,8 +377,9 @@ def test_applied_stack_plans_no_changes(doc: dict[str, Any], seed_a: int, seed_b
 def test_config_labels_round_trip(doc: dict[str, Any], seed: int) -> None:
     """What the labels carry reads back equal: the config label is JSON of the config and
     the hash label hashes it, whatever the spec's values are."""
-    stack = _load(emit(doc, random.Random(seed)))
-    for r in desired(stack):
+    loaded = _load_spec(emit(doc, random.Random(seed)))
+    stack = loaded.stack
+    for r in desired(stack, loaded.env_files):
         labels = r.labels(stack.name)
         assert json.loads(labels["stackctl.config"]) == r.config
         assert labels["stackctl.config-hash"] == r.config_hash
