@@ -124,7 +124,7 @@ def render_status(plan: Plan, observed: Observed, desired: list[Resource]) -> st
 
 
 def _verdict_text(entry: dict[str, Any]) -> str:
-    if entry["failing"]:
+    if entry.get("failing"):
         return ("FAILING: the engine keeps restarting it; see `docker logs " + entry["container"]
                 + "`" if entry["state"].startswith("restarting") else "FAILING")
     if entry["action"] == "no-op":

@@ -121,7 +121,8 @@ def test_the_example_specs_validate(spec: Path) -> None:
 GOOD = Path(__file__).resolve().parent / "good"
 
 
-@pytest.mark.parametrize("spec", sorted(p.name for p in GOOD.iterdir()))
+@pytest.mark.parametrize("spec", sorted(p.name for p in GOOD.iterdir()
+                                         if p.is_dir() or p.suffix == ".toml"))
 def test_the_good_corpus_validates_with_an_empty_environment(spec: str) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_COLOR": "1",
            "DOCKER_HOST": NO_ENGINE, "PYTHONPATH": str(ROOT)}

@@ -295,6 +295,8 @@ def specs(draw: Any) -> dict[str, Any]:
             table["helper_image"] = draw(IMAGE)
         if draw(st.booleans()):
             chosen = draw(st.lists(st.sampled_from(["default"] + nets), unique=True, max_size=3))
+            if table.get("ports") and chosen and "default" not in chosen:
+                chosen = ["default", *chosen]  # ports need a network with a route out
             if chosen or not table.get("ports"):
                 table["networks"] = chosen
         if i and draw(st.booleans()):
