@@ -3,6 +3,8 @@ a note where it does not (with why), an error where the output would be wrong.""
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 from pathlib import Path
 from typing import Any, Optional
@@ -10,6 +12,7 @@ from typing import Any, Optional
 from stackctl.convert.base import Base
 from stackctl.convert.namespace_keys import GROUP_KEYS
 from stackctl.convert.toml_out import Table
+from stackctl.spec.options import UNMASKING_CAPABILITIES, capability
 
 # ------------------------------------------------------------------- Compose's keys
 # Keys stackctl has no equivalent for, with why and what to do instead.
@@ -19,8 +22,9 @@ NOT_SUPPORTED: dict[str, str] = {
     "container_name": "stackctl names containers STACK-GROUP-MEMBER itself",
     "links": "every member is reachable by its group's name on the stack network",
     "external_links": "join the container's network with networks instead",
-    "privileged": "a member with every capability could rewrite host-wide sysctls; add "
-                  "only the capabilities it needs with cap_add",
+    "privileged": "stackctl refuses privileged members: with every capability and /proc/sys "
+                  "unmasked a member could rewrite host-wide sysctls; add only the "
+                  "capabilities it needs with cap_add (not SYS_ADMIN)",
     "pid": "members share their group's network and IPC namespaces, not a PID namespace",
     "ipc": "every member shares its group's IPC namespace",
     "uts": "every member shares its group's namespaces",
@@ -91,7 +95,7 @@ class MemberKeys(Base):
                            "convert the output of `docker compose config --no-interpolate` "
                            "instead")
             elif key in NOT_SUPPORTED:
-                if key == "scale" and v == 1:
+                if (key == "scale" and v == 1) or (key == "privileged" and v is False):
                     continue
                 self.note(name, key, path, "not converted: " + NOT_SUPPORTED[key])
             elif key == "deploy":
@@ -186,7 +190,7 @@ class MemberKeys(Base):
         if key == "environment":
             return self._kv(v, name, key, path, missing=lambda k: "${" + k + "}")
         if key == "env_file":
-            return self._env_files(name, v, path)
+            return self._env_files(name, v, path) or None  # every file optional and absent
         if key == "volumes":
             return self._mounts(name, v, path)
         if key == "restart":
@@ -206,7 +210,11 @@ class MemberKeys(Base):
             return self.text(v, name, key, path)
         if key == "stop_grace_period":
             return self.text(f"{v}s" if isinstance(v, int) else v, name, key, path)
-        if key in ("tmpfs", "cap_add", "cap_drop", "security_opt"):
+        if key == "cap_add":
+            return self._cap_add(name, self._strings(v, name, key, path), path)
+        if key == "security_opt":
+            return self._security_opts(name, self._strings(v, name, key, path), path)
+        if key in ("tmpfs", "cap_drop"):
             return self._strings(v, name, key, path)
         if key == "devices":
             out: list[str] = []
@@ -292,6 +300,60 @@ class MemberKeys(Base):
         order = ("test", "interval", "timeout", "retries", "start_period", "start_interval",
                  "disable")
         return {k: hc[k] for k in order if k in hc and hc[k] is not None}
+
+    def _cap_add(self, name: str, caps: Optional[list[str]], path: str) -> Optional[list[str]]:
+        """SYS_ADMIN (and ALL, which holds it) are refused on members, as privileged is:
+        with it a process can remount /proc/sys read-write. Left out with a note, so the
+        rest converts; the note says what the program loses."""
+        if caps is None:
+            return None
+        out = []
+        for i, cap in enumerate(caps):
+            if capability(cap) in UNMASKING_CAPABILITIES:
+                self.note(name, "cap_add", f"{path}[{i}]", f"not converted: stackctl refuses "
+                          f"{cap!r} on a member: with it a process can remount /proc/sys "
+                          "read-write and rewrite host-wide sysctls",
+                          "add only the capabilities the program needs; a program that "
+                          "needs SYS_ADMIN, e.g. for FUSE mounts, cannot run as a stackctl member")
+            else:
+                out.append(cap)
+        return out
+
+    def _security_opts(self, name: str, opts: Optional[list[str]],
+                       path: str) -> Optional[list[str]]:
+        """Compose reads a seccomp profile file itself and sends the engine its JSON; the
+        spec holds the JSON (the engine cannot read the file), so the file is inlined.
+        systempaths=unconfined unmasks /proc/sys and is refused on members."""
+        if opts is None:
+            return None
+        out = []
+        for i, opt in enumerate(opts):
+            opath = f"{path}[{i}]"
+            key, sep, value = opt.replace(":", "=", 1).partition("=")
+            if key.strip() == "systempaths":
+                self.note(name, "security_opt", opath, f"not converted: stackctl refuses "
+                          f"{opt!r} on a member: it unmasks /proc/sys, where a member could "
+                          "rewrite host-wide sysctls",
+                          "set the group's namespaced sysctls with sysctls instead")
+            elif key == "seccomp" and sep and value != "unconfined" and not value.startswith("{"):
+                inlined = self._seccomp_file(name, value, opath)
+                if inlined is not None:
+                    out.append(inlined)
+            else:
+                out.append(opt)
+        return out
+
+    def _seccomp_file(self, name: str, file: str, path: str) -> Optional[str]:
+        where = Path(self.p.project_dir, os.path.expanduser(file))
+        try:
+            profile = json.loads(where.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            self.error(name, "security_opt", path, f"cannot read the seccomp profile "
+                       f"{file!r} ({where}): {getattr(e, 'strerror', None) or e}",
+                       "stackctl holds the profile's JSON in the spec: give a readable JSON "
+                       "file, or seccomp=unconfined")
+            return None
+        return "seccomp=" + json.dumps(profile, separators=(",", ":"), sort_keys=True)
 
     def _env_files(self, name: str, v: Any, path: str) -> list[str]:
         out: list[str] = []

@@ -13,12 +13,15 @@ import posixpath
 import re
 from typing import Any, Optional
 
+from pathlib import Path
+
 import attrs
 import networkx as nx
 
 from stackctl.export.kube_context import (Context, SecretToCreate, claim_name, escape,
                                           quantity_bytes, quantity_cpu)
 from stackctl.export.names import Namer
+from stackctl.spec import envfile
 from stackctl.spec.model import Group, Healthcheck, Member
 from stackctl.spec.units import UnitError, parse_size
 
@@ -103,6 +106,32 @@ def _user(ctx: Context, user: str, path: str) -> dict[str, int]:
     return out
 
 
+def kubectl_reads_differently(file: str) -> list[int]:
+    """The numbers of the lines of env file ``file`` that kubectl's ``--from-env-file``
+    (KEY=VALUE split at the first '=', the value verbatim) reads otherwise than stackctl
+    (Compose's dotenv subset, :mod:`stackctl.spec.envfile`). No value leaves here.
+
+    The one read of a file in the export: the loader read it already (an unreadable file
+    does not load), so a file gone since is simply not checked."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    differing = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, _, value = stripped.partition("=")
+        try:
+            ours = envfile.parse(line)
+        except envfile.EnvFileError:
+            ours = {}
+        if ours != {key: value}:
+            differing.append(number)
+    return differing
+
+
 def _capability(name: str) -> str:
     name = name.upper()
     return name[4:] if name.startswith("CAP_") else name
@@ -122,6 +151,11 @@ def _security_opts(ctx: Context, opts: tuple[str, ...], path: str) -> dict[str, 
                                       {"type": "Localhost", "localhostProfile": value})
         elif key == "seccomp" and value == "unconfined":
             out["seccompProfile"] = {"type": "Unconfined"}
+        elif key == "seccomp":
+            ctx.warn(f"{path}[{i}]", "an inline seccomp profile is left out: Kubernetes reads "
+                     "profiles from files on each node; put this JSON under the kubelet's "
+                     "seccomp directory and set seccompProfile {type: Localhost, "
+                     "localhostProfile: FILE}")
         elif key == "label" and value.split(":", 1)[0] in ("user", "role", "type", "level"):
             field, _, setting = value.partition(":")
             out.setdefault("seLinuxOptions", {})[field] = setting
@@ -192,6 +226,13 @@ def container(ctx: Context, gname: str, mname: str, name: str, member: Member,
             shown = env_file if posixpath.isabs(env_file) else posixpath.normpath(
                 posixpath.join(ctx.base_dir, env_file))
             ctx.secrets.append(SecretToCreate(secret, shown, f"{path}.env_file"))
+            where = f"{path}.env_file" + (f"[{i}]" if many else "")
+            differing = kubectl_reads_differently(shown)
+            if differing:
+                ctx.warn(where, f"{shown}: kubectl create secret --from-env-file takes each "
+                         "value literally (quotes, 'export ' and ' #' comments stay in it), "
+                         "stackctl does not: line(s) " + ", ".join(map(str, differing)) +
+                         " would give the Secret other values; write them as plain KEY=VALUE")
             refs.append({"secretRef": {"name": secret}})
         c["envFrom"] = refs
     resources: dict[str, str] = {}

@@ -25,7 +25,7 @@ def test_stdout_is_the_manifests_and_stderr_the_notes() -> None:
     assert result.returncode == 0, result.stderr
     objects = [d for d in yaml.safe_load_all(result.stdout) if d]
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
-        ("PersistentVolumeClaim", "shop-data"), ("Deployment", "db"), ("Deployment", "edge"),
+        ("PersistentVolumeClaim", "data"), ("Deployment", "db"), ("Deployment", "edge"),
         ("Service", "edge")]
     assert all("namespace" not in o["metadata"] for o in objects)
     err = result.stderr.splitlines()

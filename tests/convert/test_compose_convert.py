@@ -347,6 +347,60 @@ def test_what_cannot_be_converted_is_listed_and_commented(tmp_path):
     assert member(doc, "agent") == {"image": "agent:1"}
 
 
+def test_what_unmasks_proc_sys_is_left_out_with_a_note_and_the_rest_converts(tmp_path):
+    """stackctl refuses SYS_ADMIN (ALL holds it), privileged and systempaths=unconfined on
+    members: each lets a member remount /proc/sys and rewrite host-wide sysctls."""
+    doc, result = run(tmp_path, """
+        services:
+          fuse:
+            image: "fuse:1"
+            privileged: true
+            cap_add: [NET_ADMIN, CAP_SYS_ADMIN, all]
+            security_opt: ["systempaths=unconfined", "no-new-privileges:true"]
+          calm:
+            image: "calm:1"
+            privileged: false
+    """)
+    assert member(doc, "fuse")["cap_add"] == ["NET_ADMIN"]
+    assert member(doc, "fuse")["security_opt"] == ["no-new-privileges:true"]
+    assert member(doc, "calm") == {"image": "calm:1"}
+    notes = {n.path: n for n in result.notes}
+    assert sorted(notes) == ["services.fuse.cap_add[1]", "services.fuse.cap_add[2]",
+                             "services.fuse.privileged", "services.fuse.security_opt[0]"]
+    assert notes["services.fuse.cap_add[1]"].message == (
+        "not converted: stackctl refuses 'CAP_SYS_ADMIN' on a member: with it a process can "
+        "remount /proc/sys read-write and rewrite host-wide sysctls")
+    assert "'all'" in notes["services.fuse.cap_add[2]"].message
+    assert "/proc/sys" in notes["services.fuse.privileged"].message
+    assert "'systempaths=unconfined'" in notes["services.fuse.security_opt[0]"].message
+    text = unwrapped(result.text)
+    for path in notes:
+        assert f"# {path}: not converted: stackctl refuses" in text, path
+
+
+def test_a_seccomp_profile_file_is_inlined_as_compose_sends_it(tmp_path):
+    """Compose reads the profile file and sends the engine its JSON; the spec holds it."""
+    write(tmp_path / "proj", "profile.json", '{"defaultAction": "SCMP_ACT_ALLOW",\n'
+          ' "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}\n')
+    doc, result = run(tmp_path, """
+        services:
+          app: {image: "app:1", security_opt: ["seccomp:./profile.json", "seccomp=unconfined"]}
+    """)
+    assert member(doc, "app")["security_opt"] == [
+        'seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"action":"SCMP_ACT_ERRNO",'
+        '"names":["mount"]}]}', "seccomp=unconfined"]
+    assert not result.notes
+    with pytest.raises(ConvertError) as err:
+        run(tmp_path / "missing", """
+            services:
+              app: {image: "app:1", security_opt: ["seccomp=./nowhere.json"]}
+        """)
+    (problem,) = err.value.problems
+    assert problem.path == "services.app.security_opt[0]"
+    assert problem.message.startswith("cannot read the seccomp profile './nowhere.json'")
+    assert "seccomp=unconfined" in problem.hint
+
+
 def test_build_without_image_is_an_error_naming_the_service(tmp_path):
     with pytest.raises(ConvertError) as err:
         run(tmp_path, """
@@ -598,6 +652,13 @@ def test_env_files_are_rewritten_relative_to_the_output(tmp_path):
     """, out=tmp_path / "deploy" / "db")
     assert member(doc, "db")["env_file"] == ["../../proj/db.env"]
     assert os.path.exists(os.path.normpath(tmp_path / "deploy" / "db" / "../../proj/db.env"))
+    # Only optional files, none there: no env_file key at all, not an empty list.
+    doc, result = run(tmp_path / "b", """
+        services:
+          db: {image: "db:1", env_file: [{path: ./missing.env, required: false}]}
+    """)
+    assert member(doc, "db") == {"image": "db:1"}
+    assert [n.path for n in result.notes] == ["services.db.env_file[0]"]
 
 
 def test_relative_bind_mounts_are_rewritten_relative_to_the_output(tmp_path):

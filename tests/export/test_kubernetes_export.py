@@ -205,6 +205,27 @@ def test_env_file_values_never_reach_the_manifests() -> None:
         assert f"#   {command}\n" in text
 
 
+def test_env_file_lines_kubectl_reads_otherwise_are_named_without_their_values(tmp_path) -> None:
+    """kubectl's --from-env-file keeps quotes, 'export ' and ' #' comments in the value;
+    stackctl (as Compose) strips them: the Secret would not hold what the member got."""
+    (tmp_path / "stack.toml").write_text(
+        '[stack]\nname = "s"\n[groups.g.members.m]\nimage = "busybox:1.36"\n'
+        'env_file = ["plain.env", "dotenv.env"]\n')
+    (tmp_path / "plain.env").write_text("# a comment\n\nA=1\nB=two words\nC=x#y\n")
+    (tmp_path / "dotenv.env").write_text(
+        'D=ok\nexport E=s3cr3t-e\nF="s3cr3t f"\nG=s3cr3t-g # note\nH=\'s3cr3t-h\'\n')
+    export = export_kubernetes(load(tmp_path, env={}).stack, base_dir=str(tmp_path))
+    found = [w for w in export.warnings if w.path.startswith("groups.g.members.m.env_file")]
+    assert [w.path for w in found] == ["groups.g.members.m.env_file[1]"]
+    assert found[0].message.startswith(f"{tmp_path}/dotenv.env: kubectl create secret "
+                                       "--from-env-file takes each value literally")
+    assert "line(s) 2, 3, 4, 5 would give the Secret other values" in found[0].message
+    text = render(export)
+    assert f"#   {found[0]}\n" in text
+    for value in ("s3cr3t", "two words"):
+        assert value not in text
+
+
 def test_same_stack_same_bytes() -> None:
     for _, stack in STACKS:
         assert render(export_kubernetes(stack)) == render(export_kubernetes(stack))
@@ -232,7 +253,9 @@ def test_kubelet_flag_lists_exactly_the_unsafe_sysctls_and_refuses_none() -> Non
     assert f"#   {export.kubelet_flag}\n" in head
     assert "net.ipv4.tcp_rmem is safe since Kubernetes 1.32" in head
     # Every IPC sysctl the spec accepts exports; none is refused.
-    ipc = {name: "1" for name in sorted(IPC_SYSCTLS)}
+    # kernel.sem takes its four values in one string; every other IPC sysctl one number.
+    ipc = {name: "250 32000 100 128" if name == "kernel.sem" else "1"
+           for name in sorted(IPC_SYSCTLS)}
     text = "[stack]\nname = \"s\"\n[groups.g]\nsysctls = { " + ", ".join(
         f'"{k}" = "{v}"' for k, v in ipc.items()) + ', "net.ipv4.tcp_syncookies" = 1 }\n'
     loaded = _load_text(text)
