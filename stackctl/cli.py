@@ -286,11 +286,8 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
         if args.target or args.replace or args.refresh is not None:
             raise StackctlError("--target, --replace and --refresh belong to `stackctl plan`; "
                                 "a saved plan is applied exactly as it was made")
-        from stackctl.engine import connect
-
-        engine = connect()
         with _signals(out, cancel):
-            outcome = apply_saved(args.path, engine, parallelism=args.parallelism,
+            outcome = apply_saved(args.path, parallelism=args.parallelism,
                                   lock_timeout=args.lock_timeout, on_event=_printer(out),
                                   on_notice=out.error, cancel=cancel,
                                   wait_timeout=args.wait_timeout)
@@ -299,7 +296,9 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
             return EXIT_OK
         rc = _finish(out, args, outcome, "destroy" if outcome.plan.destroy else "apply")
         if rc == EXIT_OK and args.wait and not outcome.plan.destroy:
-            rc = _wait(out, engine, outcome.plan, args.wait_timeout)
+            from stackctl.engine import connect
+
+            rc = _wait(out, connect(), outcome.plan, args.wait_timeout)
         return rc
 
     args.refresh = True if args.refresh is None else args.refresh

@@ -257,15 +257,20 @@ def converge(session: Session, opts: PlanOptions = PlanOptions(), *,
     return Outcome(session.stack, plan, True, True, time.monotonic() - t0)
 
 
-def apply_saved(path: Union[str, Path], engine: "Engine", *, parallelism: int = 10,
+def apply_saved(path: Union[str, Path], engine: "Optional[Engine]" = None, *, parallelism: int = 10,
                 lock_timeout: float = 0.0, on_event: "Optional[Callable[[Event], None]]" = None,
                 on_notice: Optional[Notice] = None, cancel: Optional[Cancel] = None,
                 wait_timeout: float = 300.0) -> Outcome:
-    """Apply a plan saved by ``plan --out``, exactly, or refuse it as stale."""
+    """Apply a plan saved by ``plan --out``, exactly, or refuse it as stale. The file is
+    read and checked before the engine (``engine``, or DOCKER_HOST's) is contacted."""
     from stackctl.plan import file as planfile
 
     t0 = time.monotonic()
     plan, keys, images, refresh = planfile.load(path)
+    if engine is None:
+        from stackctl.engine import connect
+
+        engine = connect()
     with take_lock(engine, plan.stack, plan.images(needed_only=False), "apply", lock_timeout,
                    cancel, on_notice):
         observed = engine.observe(plan.stack, keys, refresh=refresh, helper_images=images,
