@@ -86,7 +86,8 @@ def test_host_port_in_use_is_refused_before_anything_changes(docker_client, stac
                      f"{os.getpid()} (")
         assert not _by_address(docker_client, stack_name), "nothing was created"
         plan = run_cli("plan", str(spec))
-        assert "Plan: 5 to add, 0 to change, 0 to destroy." in plan.stdout
+        # network.default, two owners, a helper, two members
+        assert "Plan: 6 to add, 0 to change, 0 to destroy." in plan.stdout
     finally:
         busy.close()
     assert run_cli("apply", str(spec), "--auto-approve").returncode == 0
