@@ -411,6 +411,17 @@ def _member(where: str, r: Resource, stack: str, names: Mapping[str, str]) -> It
     for name in external if isinstance(external, list) else ():
         if isinstance(name, str) and not VOLUME_NAME_RE.fullmatch(name):
             yield f"{where} external_volumes: {name!r} is not a volume name"
+    # A named volume mounted is one the spec declares: a stack volume the member depends
+    # on (by the engine name the plan gives it), or an external one it lists.
+    declared = set(external) if isinstance(external, list) else set()
+    for dep in r.depends_on:
+        if dep.startswith(f"{Role.VOLUME.value}."):
+            declared.add(names.get(dep, f"{stack}-{dep.partition('.')[2]}"))
+    for v in volumes if isinstance(volumes, list) else []:
+        source = v.split(":")[0] if isinstance(v, str) else "/"
+        if not source.startswith("/") and source not in declared:
+            yield (f"{where}.volumes: mounts volume {source!r}, which is none of the stack's "
+                   "volumes it depends on nor an external one it lists")
     # Members of other groups are waited for (health gate): each [address, container
     # name] as the stack names it, and depends_on lists exactly those.
     waits = x.get("waits_for", [])
@@ -553,9 +564,10 @@ def plan_problems(plan: Plan, sysctl_keys: Mapping[str, Any],
     out = list(_name("stack", plan.stack))
     if out:
         return out  # every container name derives from it
-    # The engine names of the plan's networks: an owner joins a managed network by it.
+    # The engine names of the plan's networks and volumes: an owner joins a managed
+    # network by it, a member mounts a stack volume by it.
     names = {c.resource.address: c.resource.name for c in plan.changes
-             if c.resource is not None and c.resource.role is Role.NETWORK}
+             if c.resource is not None and c.resource.role in (Role.NETWORK, Role.VOLUME)}
     for c in plan.changes:
         if c.resource is None:
             out += _deleted(c)

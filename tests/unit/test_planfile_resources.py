@@ -207,6 +207,12 @@ Edit = Callable[[dict[str, Any]], Any]
     (lambda d: _res(d, "member.edge.web")["config"].update(pid_mode="host"), "unknown keys pid_mode"),
     (lambda d: _res(d, "member.edge.web")["extra"].update(pull_policy="sometimes"),
      "unknown pull_policy 'sometimes'"),
+    # Named volumes: the stack's own ones it depends on, or the external ones it lists.
+    (lambda d: _res(d, "member.db.pg")["config"]["volumes"].append("other-data:/other"),
+     "mounts volume 'other-data', which is none of the stack's volumes"),
+    (lambda d: _res(d, "member.db.pg")["extra"].update(external_volumes=["bad/name"]),
+     "'bad/name' is not a volume name"),
+    (lambda d: _res(d, "volume.data").update(name="../x"), "'../x' is not a volume name"),
     # Env files: absolute paths, digests, and the same digests the config (and hash) has.
     (lambda d: _res(d, "member.edge.web")["extra"]["env_files"][0].update(path="web.env"),
      "not a list of {absolute path, digest}"),
