@@ -322,3 +322,36 @@ def test_check_current_matches_each_kind_with_its_own_objects(tmp_path) -> None:
         for c in plan.changes))
     with pytest.raises(PlanError, match="network.default -> .*network.back"):
         planfile.check_current("p", swapped, obs)
+
+
+# ------------------------------------------------- every valid spec's plan is accepted
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from stackctl.errors import SpecError  # noqa: E402
+from test_property_no_perpetual_diff import _load_spec, emit, specs  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(doc=specs(), seed=st.integers(0, 2**32))
+def test_the_plan_of_any_valid_spec_is_accepted(doc: dict[str, Any], seed: int) -> None:
+    """Re-validation refuses only what validation would not produce: the plans that make
+    and that keep any valid spec (of the property test's generator) load again."""
+    import random
+
+    try:
+        loaded = _load_spec(emit(doc, random.Random(seed)))
+    except SpecError:
+        assume(False)  # the generator's rare invalid spec is not this test's subject
+        return
+    want = desired(loaded.stack, loaded.env_files)
+    obs = converged(want, stack=loaded.stack.name)
+    empty = Observed(stack=obs.stack, network_names=obs.network_names,
+                     volume_names=obs.volume_names)
+    keys = {g: sorted(grp.sysctls) for g, grp in loaded.stack.groups.items() if grp.sysctls}
+    for plan in (make_plan(want, empty), make_plan(want, obs),
+                 make_plan(want, obs, destroy=True, volumes=True)):
+        text = planfile.dumps(plan, keys, {})
+        assert planfile.plan_problems(planfile._conv.structure(
+            json.loads(text)["plan"], type(plan)), keys, {}) == []
