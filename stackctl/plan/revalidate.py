@@ -49,7 +49,7 @@ _ID_HEX = frozenset("0123456789abcdef")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{16}")  # stackctl.spec.envfile.digest()
 # What the engine takes as a network name (moby's restricted name rule).
 _ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would add a resolv.conf line
 
 # The keys each role's config and extra may hold: what stackctl.resources and
 # stackctl.member_config write, and nothing else.
