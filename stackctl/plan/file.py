@@ -113,18 +113,26 @@ def check_current(path: Union[str, Path], plan: Plan, observed: Observed) -> Non
             "after the plan was made; nothing was applied (make a new plan)")
     if observed.stack != plan.stack:
         raise PlanError(f"{path}: the plan is for stack {plan.stack!r}, not {observed.stack!r}")
-    ours = {c.id: c for c in observed.containers}
-    known = (set(ours) | {n.id for n in observed.networks} | {v.name for v in observed.volumes})
-    foreign = sorted({c.container_id for c in plan.changes if c.container_id} - known)
+    # Each kind against its own observed objects: a container id, a network id, a
+    # volume name (which is a volume's id). A volume name passed off as a container,
+    # or a network's id as a container's, names nothing of this stack.
+    ours: dict[str, dict[str, str]] = {
+        "container": {c.id: c.address for c in observed.containers},
+        "network": {n.id: n.address for n in observed.networks},
+        "volume": {v.name: v.address for v in observed.volumes},
+    }
+    foreign = sorted({c.container_id for c in plan.changes if c.container_id
+                      and c.container_id not in ours.get(c.kind, {})})
     if foreign:
-        raise PlanError(f"{path}: the plan names containers that are not part of stack "
-                        f"{plan.stack!r} ({', '.join(f[:12] for f in foreign)}); nothing was "
-                        "applied")
-    # Each container acted on is the one at the change's address: an owner id is only
-    # ever this group's owner (helpers and members join it by that id).
-    moved = [f"{c.address} -> {c.container_id[:12]} ({ours[c.container_id].address})"
-             for c in plan.changes if c.container_id in ours
-             and ours[c.container_id].address != c.address.partition("#")[0]]
+        raise PlanError(f"{path}: the plan names containers, networks or volumes that are not "
+                        f"part of stack {plan.stack!r} ({', '.join(f[:12] for f in foreign)}); "
+                        "nothing was applied")
+    # Each object acted on is the one at the change's address: an owner id is only ever
+    # this group's owner (helpers and members join it by that id), a network or volume
+    # is the one its stackctl label names.
+    moved = [f"{c.address} -> {c.container_id[:12]} ({ours[c.kind][c.container_id]})"
+             for c in plan.changes if c.container_id
+             and ours[c.kind][c.container_id] != c.address.partition("#")[0]]
     if moved:
         raise PlanError(f"{path}: the plan points addresses at containers of other "
                         f"addresses ({', '.join(moved)}); nothing was applied")
