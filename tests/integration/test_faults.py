@@ -325,7 +325,8 @@ def test_a_rename_between_plan_and_apply_refuses_the_joining_steps(docker_client
     engine = connect()
     keys = {"web": ["net.core.somaxconn"]}
     plan = make_plan(want, engine.observe(stack_name, keys, helper_images={"web": BUSYBOX}))
-    assert {c.address for c in plan.actionable} == {"helper.web", "member.web.n"}
+    # The owner re-joins the stack network for the new member's alias (n.web).
+    assert {c.address for c in plan.actionable} == {"owner.web", "helper.web", "member.web.n"}
     owner = docker_client.containers.get(f"{stack_name}-web")
     owner.rename(f"{stack_name}-web-moved")  # ... while the operator reads the plan
     impostor = _impostor(docker_client, f"{stack_name}-web")

@@ -137,8 +137,9 @@ def test_limits_and_restart_change_in_place(docker_client, stack_name, tmp_path)
     before_requests = engine.reader.api.requests
     observed = engine.observe(stack_name, {}, expect=in_place_expected(
         desired(loaded.stack, loaded.env_files)))
-    assert engine.reader.api.requests - before_requests == 4, \
-        "list, owner inspect, image listing, and one inspect for the updated member"
+    assert engine.reader.api.requests - before_requests == 6, \
+        ("container, network, volume and image listings, the owner inspect, and one "
+         "inspect for the updated member")
     live = {c.member: c.live for c in observed.containers if c.member}
     assert live == {"app": {"mem_limit": 96 * 2**20, "cpus": 0.25, "pids_limit": 60}, "hardened": {}}
 
