@@ -157,7 +157,7 @@ def test_limits_and_restart_change_in_place(docker_client, stack_name, tmp_path)
     spec.write_text(spec_text(stack_name, members))
     doc = json.loads(run_cli("plan", str(spec), "--json").stdout)
     actions = {c["address"]: c["action"] for c in doc["changes"]}
-    assert actions == {"owner.g": ["no-op"], "member.g.app": ["delete", "create"],
+    assert actions == {"network.default": ["no-op"], "owner.g": ["no-op"], "member.g.app": ["delete", "create"],
                        "member.g.hardened": ["no-op"]}
 
 
