@@ -291,10 +291,11 @@ def cmd_apply(args: argparse.Namespace, out: _Out) -> int:
                                   lock_timeout=args.lock_timeout, on_event=_printer(out),
                                   on_notice=out.error, cancel=cancel,
                                   wait_timeout=args.wait_timeout)
-        if not outcome.executed:
+        if outcome.executed:
+            rc = _finish(out, args, outcome, "destroy" if outcome.plan.destroy else "apply")
+        else:
             out.say("No changes. The saved plan has nothing to do.")
-            return EXIT_OK
-        rc = _finish(out, args, outcome, "destroy" if outcome.plan.destroy else "apply")
+            rc = EXIT_OK  # and --wait still waits, as apply --wait does without changes
         if rc == EXIT_OK and args.wait and not outcome.plan.destroy:
             from stackctl.engine import connect
 

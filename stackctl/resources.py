@@ -135,11 +135,6 @@ def volume_name(stack: Stack, name: str) -> str:
     return vol.name if vol is not None and vol.name else f"{stack.name}-{name}"
 
 
-def _is_external_network(stack: Stack, name: str) -> bool:
-    net = stack.networks.get(name)
-    return net is not None and net.external
-
-
 def _networks(stack: Stack) -> list[Resource]:
     """The stack's networks that stackctl manages: "default" when a group uses it (or no
     group says otherwise), and every declared network that is not external."""
