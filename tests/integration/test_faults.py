@@ -36,7 +36,10 @@ def _clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
 
 def _by_address(client, stack: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for c in client.containers.list(all=True, filters={"label": f"stackctl.stack={stack}"}):
+    # sparse: one listing, no inspect per container, so a container whose removal a
+    # killed stackctl left in flight cannot vanish between the listing and an inspect.
+    for c in client.containers.list(all=True, sparse=True,
+                                    filters={"label": f"stackctl.stack={stack}"}):
         lab = c.labels
         addr = ".".join(x for x in (lab["stackctl.role"], lab.get("stackctl.group"), lab.get("stackctl.member")) if x)
         out.setdefault(addr, []).append(c.status)
