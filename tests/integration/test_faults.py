@@ -40,9 +40,9 @@ def _by_address(client, stack: str) -> dict[str, list[str]]:
     # killed stackctl left in flight cannot vanish between the listing and an inspect.
     for c in client.containers.list(all=True, sparse=True,
                                     filters={"label": f"stackctl.stack={stack}"}):
-        lab = c.labels
+        lab = c.attrs.get("Labels") or {}
         addr = ".".join(x for x in (lab["stackctl.role"], lab.get("stackctl.group"), lab.get("stackctl.member")) if x)
-        out.setdefault(addr, []).append(c.status)
+        out.setdefault(addr, []).append(c.attrs.get("State") or "")
     return out
 
 
